@@ -1,0 +1,110 @@
+"""The one path every command takes: source → parse → elaborate (shapes checked) → `Network`."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import networkx as nx
+
+from cnndsl.diagnostics import CompileError
+from cnndsl.elaborate.expand import Limits, elaborate
+from cnndsl.elaborate.loader import load_program
+from cnndsl.ir import graph as ir_graph
+from cnndsl.tools.summary import Summary, summarize
+
+if TYPE_CHECKING:  # the torch backend is imported only when a module is asked for
+    import torch
+
+
+@dataclass
+class Network:
+    """A checked network: the IR graph plus the sources it came from."""
+
+    graph: nx.MultiDiGraph
+    sources: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.graph.graph["name"]
+
+    def summary(self) -> Summary:
+        """Per-layer shapes, parameters and MACs, with totals."""
+        return summarize(self.graph)
+
+    def to_torch(self) -> torch.nn.Module:
+        """A trainable `torch.fx.GraphModule` whose submodules carry the `.cnn` names."""
+        from cnndsl.backends.torch.lower import to_torch
+
+        return to_torch(self.graph)
+
+    def to_json(self) -> dict[str, Any]:
+        return ir_graph.to_json(self.graph)
+
+
+def parse_overrides(items: dict[str, Any] | list[str] | None) -> dict[str, str]:
+    """`{"classes": 10}` or `["classes=10"]` → `{"classes": "10"}` (values parsed later as expressions)."""
+    if not items:
+        return {}
+    if isinstance(items, dict):
+        return {k: v if isinstance(v, str) else repr(v) for k, v in items.items()}
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not re.fullmatch(r"[A-Za-z_]\w*", key.strip()) or not value.strip():
+            raise CompileError(f"--set {item!r}: expected NAME=VALUE, e.g. --set classes=10")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def parse_input_shape(spec: str | tuple[int, ...] | list[int] | None) -> tuple[int, ...] | None:
+    """`"3x32x32"` (or a tuple) → `(3, 32, 32)`."""
+    if spec is None:
+        return None
+    if isinstance(spec, (tuple, list)):
+        dims = tuple(spec)
+    else:
+        if not re.fullmatch(r"\s*\d+(\s*x\s*\d+)*\s*", spec):
+            raise CompileError(f"--input {spec!r}: expected sizes like 3x224x224 (or C for a flat input)")
+        dims = tuple(int(d) for d in spec.split("x"))
+    if len(dims) not in (1, 3) or not all(isinstance(d, int) and d > 0 for d in dims):
+        raise CompileError(f"--input {spec!r}: expected C or CxHxW positive sizes")
+    return dims
+
+
+def compile_source(
+    text: str,
+    file: str = "<string>",
+    set: dict[str, Any] | list[str] | None = None,  # noqa: A002 - the public name the CLI mirrors
+    input: str | tuple[int, ...] | None = None,  # noqa: A002
+    path: list[str] | None = None,
+    limits: Limits | None = None,
+) -> Network:
+    """Compile `.cnn` source text into a checked `Network`; raise `CompileError` on a mistake."""
+    sources = {file: text}
+    try:
+        program = load_program(text, file, path)
+        sources = program.sources
+        graph = elaborate(program, parse_overrides(set), parse_input_shape(input), limits)
+    except CompileError as err:
+        err.sources = {**sources, **err.sources}
+        raise
+    return Network(graph, program.sources)
+
+
+def compile_file(
+    path: str | Path,
+    set: dict[str, Any] | list[str] | None = None,  # noqa: A002
+    input: str | tuple[int, ...] | None = None,  # noqa: A002
+    search: list[str] | None = None,
+    limits: Limits | None = None,
+) -> Network:
+    """Compile a `.cnn` file (its `use`s resolved relative to it)."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise CompileError(f"cannot read {path}: {err.strerror if isinstance(err, OSError) else err}") from None
+    return compile_source(text, str(path), set=set, input=input, path=search, limits=limits)

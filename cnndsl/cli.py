@@ -1,0 +1,148 @@
+"""The `cnndsl` command line: argument parsing and printing only.
+
+Exit status: 0 on success, 1 when a program has an error (printed as
+`file:line:col: error: …` with the source line and a caret), 2 on bad usage.
+`check` and `summary` never import torch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from cnndsl.api import Network, compile_file
+from cnndsl.diagnostics import CompileError
+from cnndsl.ir.graph import dumps
+
+EPILOG = """examples:
+  cnndsl compile zoo/resnet152.cnn                 check and print the summary
+  cnndsl compile zoo/resnet50.cnn --emit ir -o resnet50.json
+  cnndsl compile zoo/vgg16.cnn --emit torch -o vgg16.pt
+  cnndsl check zoo/*.cnn                           check many files, report every error
+  cnndsl summary zoo/resnet18.cnn --set classes=10 --input 3x32x32 --format md
+"""
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--set", dest="overrides", metavar="NAME=VALUE", action="append", default=[],
+                   help="override a network parameter, e.g. --set classes=10 (repeatable)")
+    p.add_argument("--input", metavar="CxHxW", default=None,
+                   help="override the network's input shape, e.g. --input 3x32x32")
+    p.add_argument("--path", metavar="DIR", action="append", default=[],
+                   help="a directory to search for `use` libraries (also: CNNDSL_PATH)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cnndsl",
+        description="cnndsl: compile .cnn network descriptions into checked graphs and PyTorch modules.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"cnndsl {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("compile", help="check a network and emit its summary, IR or PyTorch module",
+                       description="Check FILE (every shape) and emit its summary, its IR as JSON, or a PyTorch module.")
+    p.add_argument("file", metavar="FILE", help="a .cnn file that defines a network")
+    p.add_argument("--emit", choices=["summary", "ir", "torch"], default="summary",
+                   help="summary: the layer table (default); ir: the graph as JSON; "
+                        "torch: the generated module's code (with -o, the module saved by torch.save)")
+    p.add_argument("-o", "--output", metavar="PATH", help="write the result to PATH instead of standard output")
+    _common(p)
+
+    p = sub.add_parser("check", help="check files and report every error",
+                       description="Check each FILE; print every error with file:line:col and exit 1 if any.")
+    p.add_argument("files", metavar="FILE", nargs="+")
+    p.add_argument("-q", "--quiet", action="store_true", help="print errors only")
+    _common(p)
+
+    p = sub.add_parser("summary", help="per-layer output shapes, parameters and MACs",
+                       description="Print each layer's name, op, output shape, parameters and MACs, with totals.")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--format", choices=["text", "json", "md"], default="text", help="output format (default: text)")
+    _common(p)
+    return parser
+
+
+def _version() -> str:
+    from cnndsl import __version__
+
+    return __version__
+
+
+def _compile(args: argparse.Namespace, file: str) -> Network:
+    return compile_file(file, set=args.overrides, input=args.input, search=args.path)
+
+
+def _write(text: str, path: str | None) -> None:
+    if path:
+        Path(path).write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+    else:
+        print(text)
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    net = _compile(args, args.file)
+    if args.emit == "summary":
+        _write(net.summary().render("text"), args.output)
+    elif args.emit == "ir":
+        _write(dumps(net.graph), args.output)
+    else:
+        module = net.to_torch()
+        if args.output:
+            import torch
+
+            torch.save(module, args.output)
+            print(f"saved {net.name} ({sum(p.numel() for p in module.parameters()):,} parameters) to {args.output}")
+        else:
+            print(module.code)
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    errors = 0
+    for file in args.files:
+        try:
+            net = _compile(args, file)
+        except CompileError as err:
+            print(err.render(), file=sys.stderr)
+            errors += len(err.diagnostics)
+            continue
+        if not args.quiet:
+            s = net.summary()
+            print(f"{file}: ok ({len(s.rows)} layers, {s.params:,} params, {s.macs / 1e9:.2f} G MACs)")
+    if errors:
+        print(f"{errors} error{'s' if errors != 1 else ''}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_summary(args: argparse.Namespace) -> int:
+    print(_compile(args, args.file).summary().render(args.format))
+    return 0
+
+
+COMMANDS = {"compile": cmd_compile, "check": cmd_check, "summary": cmd_summary}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except CompileError as err:
+        print(err.render(), file=sys.stderr)
+        n = len(err.diagnostics)
+        print(f"{n} error{'s' if n != 1 else ''}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        return 0
+    except OSError as err:
+        print(f"cnndsl: error: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,131 @@
+"""Names and values during elaboration: hierarchical scopes and expression evaluation."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from cnndsl.diagnostics import CompileError, Span, did_you_mean
+from cnndsl.syntax import ast
+
+CONSTANTS: dict[str, Any] = {"true": True, "false": False}
+MAX_INT = 10**12  # larger numbers are certainly a mistake, and keep arithmetic cheap
+
+
+@dataclass(frozen=True)
+class RefValue:
+    """An `@name` argument: a tensor, wired explicitly."""
+
+    name: str
+    span: Span
+
+
+@dataclass
+class Scope:
+    """One level of hierarchical names: `layer1.0` inside `layer1` inside the network.
+
+    A numbered scope (`seq { … }`, a labelled repetition) names its children 0, 1, 2 …
+    like `nn.Sequential`; any other scope names them by kind and count: conv1, conv2, bn1.
+    """
+
+    prefix: str
+    numbered: bool = False
+    counters: Counter = field(default_factory=Counter)
+    used: set[str] = field(default_factory=set)
+
+    def child(self, base: str, label: str | None, span: Span) -> str:
+        if label is not None:
+            if label in self.used:
+                where = f" in `{self.prefix}`" if self.prefix else ""
+                raise CompileError(f"the name `{label}` is used twice{where}", span, hint="give each layer a unique label")
+            name = label
+        elif self.numbered:
+            while str(self.counters["#"]) in self.used:
+                self.counters["#"] += 1
+            name = str(self.counters["#"])
+            self.counters["#"] += 1
+        else:
+            while True:
+                self.counters[base] += 1
+                name = f"{base}{self.counters[base]}"
+                if name not in self.used:
+                    break
+        self.used.add(name)
+        return f"{self.prefix}.{name}" if self.prefix else name
+
+
+def _check_size(value: Any, span: Span) -> Any:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) > MAX_INT:
+        raise CompileError(f"number {value:g} is too large (the limit is {MAX_INT:g})", span)
+    return value
+
+
+def _arith(op: str, a: Any, b: Any, span: Span) -> Any:
+    for v in (a, b):
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise CompileError(f"`{op}` needs numbers, got {_kind(v)}", span)
+    if op == "+":
+        r = a + b
+    elif op == "-":
+        r = a - b
+    elif op == "*":
+        r = a * b
+    else:
+        if b == 0:
+            raise CompileError("division by zero", span)
+        if op == "/":
+            r = a / b
+        elif op == "//":
+            r = a // b
+        else:
+            r = a % b
+    return _check_size(r, span)
+
+
+def _kind(v: Any) -> str:
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, tuple):
+        return "a tuple"
+    if isinstance(v, RefValue):
+        return f"the tensor @{v.name}"
+    if isinstance(v, str):
+        return f"the word `{v}`"
+    return type(v).__name__
+
+
+def evaluate(expr: ast.Expr, env: dict[str, Any], symbols: tuple[str, ...] = ()) -> Any:
+    """Evaluate an expression; bare words in `symbols` (`same`, `global`…) stand for themselves."""
+    if isinstance(expr, ast.Num):
+        return _check_size(expr.value, expr.span)
+    if isinstance(expr, ast.Dims):
+        for v in expr.values:
+            _check_size(v, expr.span)
+        return tuple(expr.values)
+    if isinstance(expr, ast.Name):
+        if expr.id in env:
+            return env[expr.id]
+        if expr.id in CONSTANTS:
+            return CONSTANTS[expr.id]
+        if expr.id in symbols:
+            return expr.id
+        known = set(env) | set(symbols)
+        hint = did_you_mean(expr.id, known)
+        if hint is None and symbols:
+            hint = "expected a parameter or one of: " + ", ".join(symbols)
+        raise CompileError(f"unknown name `{expr.id}`", expr.span, hint=hint)
+    if isinstance(expr, ast.Ref):
+        return RefValue(expr.id, expr.span)
+    if isinstance(expr, ast.Str):
+        return expr.value
+    if isinstance(expr, ast.TupleExpr):
+        return tuple(evaluate(item, env, symbols) for item in expr.items)
+    if isinstance(expr, ast.Neg):
+        v = evaluate(expr.operand, env, symbols)
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise CompileError(f"`-` needs a number, got {_kind(v)}", expr.span)
+        return -v
+    if isinstance(expr, ast.BinOp):
+        return _arith(expr.op, evaluate(expr.left, env, symbols), evaluate(expr.right, env, symbols), expr.span)
+    raise CompileError("cannot evaluate this expression", expr.span)

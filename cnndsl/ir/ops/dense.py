@@ -1,0 +1,67 @@
+"""Fully connected layers, flattening and dropout."""
+
+from __future__ import annotations
+
+import math
+
+from cnndsl.ir.registry import (
+    Attrs,
+    OpDef,
+    ParamSpec,
+    Shape,
+    boolean,
+    number,
+    pos_int,
+    probability,
+    register,
+)
+
+
+def _fc_shape(attrs: Attrs, ins: list[Shape]) -> Shape:
+    return (attrs["out"],)
+
+
+def _fc_params(attrs: Attrs, ins: list[Shape], out: Shape) -> int:
+    return math.prod(ins[0]) * out[0] + (out[0] if attrs["bias"] else 0)
+
+
+def _fc_macs(attrs: Attrs, ins: list[Shape], out: Shape) -> int:
+    return math.prod(ins[0]) * out[0]
+
+
+FC = register(
+    OpDef(
+        name="fc",
+        doc="fully connected layer; a CxHxW input is flattened first (as Caffe's InnerProduct): `fc 4096`",
+        params=(
+            ParamSpec("out", pos_int, required=True, positional=True, doc="output features"),
+            ParamSpec("bias", boolean, True),
+            ParamSpec("bias_init", number, None, doc="initial value of every bias (highway gates)"),
+        ),
+        shape=_fc_shape,
+        param_count=_fc_params,
+        macs=_fc_macs,
+        aliases=("linear",),
+    )
+)
+
+
+def _flatten_shape(attrs: Attrs, ins: list[Shape]) -> Shape:
+    return (math.prod(ins[0]),)
+
+
+FLATTEN = register(OpDef(name="flatten", doc="flatten CxHxW into C·H·W features", params=(), shape=_flatten_shape))
+
+
+def _same(attrs: Attrs, ins: list[Shape]) -> Shape:
+    return ins[0]
+
+
+DROPOUT = register(
+    OpDef(
+        name="dropout",
+        doc="dropout (active in training only): `dropout 0.5`",
+        params=(ParamSpec("p", probability, 0.5, positional=True, doc="drop probability"),),
+        shape=_same,
+    )
+)

@@ -1,0 +1,82 @@
+"""Normalisation and per-channel affine layers: batch norm, LRN, channel-wise scale."""
+
+from __future__ import annotations
+
+from cnndsl.ir.registry import (
+    ArgError,
+    Attrs,
+    OpDef,
+    ParamSpec,
+    Shape,
+    boolean,
+    number,
+    pos_int,
+    register,
+    require_map,
+)
+
+
+def _same(attrs: Attrs, ins: list[Shape]) -> Shape:
+    return ins[0]
+
+
+def _per_channel(count: int):
+    def params(attrs: Attrs, ins: list[Shape], out: Shape) -> int:
+        return count * ins[0][0]
+
+    return params
+
+
+def _positive(v, what):
+    x = number(v, what)
+    if x <= 0:
+        raise ArgError(f"{what} must be positive, got {x}")
+    return x
+
+
+BN = register(
+    OpDef(
+        name="bn",
+        doc="batch normalisation over channels (scale and shift are trainable): `bn eps=1e-5 momentum=0.1`",
+        params=(ParamSpec("eps", _positive, 1e-5), ParamSpec("momentum", number, 0.1)),
+        shape=_same,
+        param_count=_per_channel(2),
+        aliases=("batchnorm",),
+    )
+)
+
+
+def _lrn_shape(attrs: Attrs, ins: list[Shape]) -> Shape:
+    require_map("lrn", ins)
+    return ins[0]
+
+
+LRN = register(
+    OpDef(
+        name="lrn",
+        doc="local response normalisation across channels (PyTorch/Caffe form: alpha is divided by size): "
+        "`lrn 5 alpha=1e-4 beta=0.75 k=2`",
+        params=(
+            ParamSpec("size", pos_int, 5, positional=True, doc="neighbouring channels"),
+            ParamSpec("alpha", number, 1e-4),
+            ParamSpec("beta", number, 0.75),
+            ParamSpec("k", number, 1.0),
+        ),
+        shape=_lrn_shape,
+    )
+)
+
+
+def _scale_params(attrs: Attrs, ins: list[Shape], out: Shape) -> int:
+    return ins[0][0] * (2 if attrs["bias"] else 1)
+
+
+SCALE = register(
+    OpDef(
+        name="scale",
+        doc="channel-wise scale (Caffe's Scale layer): y = x·γ_c (+ β_c); `scale bias=false`",
+        params=(ParamSpec("bias", boolean, True),),
+        shape=_same,
+        param_count=_scale_params,
+    )
+)

@@ -1,0 +1,79 @@
+"""Max and average pooling: overlapping windows, ceil mode, padding, global."""
+
+from __future__ import annotations
+
+from cnndsl.ir.ops.conv import resolve_padding
+from cnndsl.ir.registry import (
+    ArgError,
+    Attrs,
+    OpDef,
+    ParamSpec,
+    Shape,
+    ShapeError,
+    boolean,
+    conv_out,
+    fmt_shape,
+    padding,
+    pos_pair,
+    register,
+    require_map,
+)
+
+
+def _window(v, what):
+    if v == "global":
+        return "global"
+    if isinstance(v, str):
+        raise ArgError(f"{what} must be a size like 3x3 or `global`, got `{v}`")
+    return pos_pair(v, what)
+
+
+_window.symbols = ("global",)  # type: ignore[attr-defined]
+
+
+def _make(name: str, doc: str) -> OpDef:
+    def finalize(attrs: Attrs) -> Attrs:
+        if attrs["kernel"] == "global":
+            attrs["stride"], attrs["pad"] = (1, 1), (0, 0)
+            return attrs
+        if attrs["stride"] is None:
+            attrs["stride"] = attrs["kernel"]
+        attrs = resolve_padding(attrs, name)
+        kh, kw = attrs["kernel"]
+        ph, pw = attrs["pad"]
+        if ph * 2 > kh or pw * 2 > kw:
+            raise ArgError(f"{name}: padding ({ph}x{pw}) must be at most half the window ({kh}x{kw})", param="pad")
+        return attrs
+
+    def shape(attrs: Attrs, ins: list[Shape]) -> Shape:
+        c, h, w = require_map(name, ins)
+        if attrs["kernel"] == "global":
+            return (c, 1, 1)
+        (kh, kw), (sh, sw), (ph, pw) = attrs["kernel"], attrs["stride"], attrs["pad"]
+        ceil = attrs["ceil"]
+        oh, ow = conv_out(h, kh, sh, ph, ph, 1, ceil), conv_out(w, kw, sw, pw, pw, 1, ceil)
+        if oh < 1 or ow < 1:
+            raise ShapeError(
+                f"{name} {kh}x{kw} does not fit the {fmt_shape(ins[0])} input",
+                hint="use a smaller window or `global`, or downsample less before this layer",
+            )
+        return (c, oh, ow)
+
+    return register(
+        OpDef(
+            name=name,
+            doc=doc,
+            params=(
+                ParamSpec("kernel", _window, required=True, positional=True, doc="window, e.g. 3x3, or global"),
+                ParamSpec("stride", pos_pair, None, doc="defaults to the window size"),
+                ParamSpec("pad", padding, (0, 0)),
+                ParamSpec("ceil", boolean, False, doc="round the output size up (Caffe)"),
+            ),
+            shape=shape,
+            finalize=finalize,
+        )
+    )
+
+
+MAXPOOL = _make("maxpool", "max pooling: `maxpool 3x3 /2 pad=1 ceil=true`, `maxpool global`")
+AVGPOOL = _make("avgpool", "average pooling: `avgpool 5x5 /3`, `avgpool global` (global average pooling)")

@@ -1,0 +1,300 @@
+"""Parse `.cnn` text into the AST (`cnndsl.syntax.ast`), or raise a `CompileError`.
+
+The grammar lives in `grammars/cnn.lark`; Lark builds an LALR(1) parser once per process
+(and caches its tables on disk), so parsing a zoo file costs milliseconds.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+
+from cnndsl.diagnostics import CompileError, Span
+from cnndsl.syntax import ast
+
+GRAMMAR_PATH = Path(__file__).resolve().parents[2] / "grammars" / "cnn.lark"
+
+# How terminals are named to a user in "expected …" lists.
+_TERMINAL_WORDS = {
+    "NAME": "a name",
+    "FUNC": "a call",
+    "NUMBER": "a number",
+    "DIMS": "sizes like 3x3",
+    "REF": "a named value like @x",
+    "STRING": 'a string like "lib/blocks.cnn"',
+    "REPEAT": "a repetition like x3",
+    "_NL": "a new line",
+    "_ARROW": "`->`",
+    "LBRACE": "`{`",
+    "RBRACE": "`}`",
+    "LPAR": "`(`",
+    "RPAR": "`)`",
+    "COMMA": "`,`",
+    "EQUAL": "`=`",
+    "COLON": "`:`",
+    "SLASH": "`/`",
+    "PLUS": "`+`",
+    "MINUS": "`-`",
+    "STAR": "`*`",
+    "PERCENT": "`%`",
+    "__ANON_0": "`//`",
+    "$END": "the end of the file",
+}
+
+
+@lru_cache(maxsize=1)
+def _lark() -> Lark:
+    return Lark(
+        GRAMMAR_PATH.read_text(encoding="utf-8"),
+        parser="lalr",
+        lexer="contextual",
+        propagate_positions=True,
+        maybe_placeholders=True,
+        start=["start", "expr"],
+        cache=True,
+    )
+
+
+def _describe_expected(expected: set[str] | list[str]) -> str:
+    words = []
+    for term in sorted(expected):
+        if term.startswith("__ANON") and term != "__ANON_0":
+            continue
+        word = _TERMINAL_WORDS.get(term)
+        if word is None:
+            word = f"`{term.lower()}`" if term.isupper() and len(term) > 1 else term
+        if word not in words:
+            words.append(word)
+    if not words:
+        return "something else"
+    if len(words) > 6:
+        words = words[:6] + ["…"]
+    return ", ".join(words)
+
+
+def _describe_token(token: Token) -> str:
+    if token.type == "$END":
+        return "the end of the file"
+    if token.type == "_NL":
+        return "the end of the line"
+    return f"`{token.value.strip()}`"
+
+
+def _syntax_error(file: str, exc: UnexpectedInput, text: str) -> CompileError:
+    line, col = max(exc.line, 1), max(exc.column, 1)
+    if isinstance(exc, UnexpectedToken):
+        tok = exc.token
+        if tok.type == "$END":
+            lines = text.splitlines() or [""]
+            line, col = len(lines), len(lines[-1]) + 1
+        found = _describe_token(tok)
+        expected = _describe_expected(exc.accepts or exc.expected)
+        width = len(tok.value.splitlines()[0]) if tok.type not in ("$END", "_NL") and tok.value else 1
+        span = Span(file, line, col, line, col + max(width, 1))
+        return CompileError(f"syntax error: unexpected {found}", span, hint=f"expected {expected}")
+    if isinstance(exc, UnexpectedCharacters):
+        ch = text[exc.pos_in_stream] if 0 <= exc.pos_in_stream < len(text) else "?"
+        span = Span(file, line, col, line, col + 1)
+        allowed = _describe_expected(exc.allowed or set())
+        return CompileError(f"syntax error: unexpected character {ch!r}", span, hint=f"expected {allowed}")
+    if isinstance(exc, UnexpectedEOF):
+        lines = text.splitlines() or [""]
+        span = Span(file, len(lines), len(lines[-1]) + 1)
+        return CompileError("syntax error: unexpected end of file", span, hint=f"expected {_describe_expected(exc.expected)}")
+    return CompileError(f"syntax error: {exc}", Span(file, line, col))
+
+
+def _number(text: str) -> int | float:
+    if any(c in text for c in ".eE"):
+        return float(text)
+    return int(text)
+
+
+class _ToAst(Transformer):
+    """Builds AST dataclasses; every node gets a `Span` from Lark's positions."""
+
+    def __init__(self, file: str) -> None:
+        super().__init__()
+        self.file = file
+
+    def _span(self, meta_or_tok) -> Span:
+        m = meta_or_tok
+        return Span(self.file, m.line, m.column, getattr(m, "end_line", None), getattr(m, "end_column", None))
+
+    # ---- expressions
+    def number(self, items):
+        (tok,) = items
+        return ast.Num(self._span(tok), _number(tok.value))
+
+    def dims(self, items):
+        (tok,) = items
+        return ast.Dims(self._span(tok), tuple(int(v) for v in tok.value.split("x")))
+
+    def name(self, items):
+        (tok,) = items
+        return ast.Name(self._span(tok), tok.value)
+
+    def ref(self, items):
+        (tok,) = items
+        return ast.Ref(self._span(tok), tok.value[1:])
+
+    def string(self, items):
+        (tok,) = items
+        return ast.Str(self._span(tok), tok.value[1:-1])
+
+    @v_args(meta=True)
+    def tuple(self, meta, items):
+        return ast.TupleExpr(self._span(meta), [i for i in items if i is not None])
+
+    def _binop(op):  # noqa: N805 - a factory used in the class body
+        @v_args(meta=True)
+        def build(self, meta, items):
+            left, right = items
+            return ast.BinOp(self._span(meta), op, left, right)
+
+        return build
+
+    add = _binop("+")
+    sub = _binop("-")
+    mul = _binop("*")
+    div = _binop("/")
+    floordiv = _binop("//")
+    mod = _binop("%")
+
+    @v_args(meta=True)
+    def neg(self, meta, items):
+        return ast.Neg(self._span(meta), items[0])
+
+    # ---- arguments
+    @v_args(meta=True)
+    def pos_arg(self, meta, items):
+        return ast.Arg(None, items[0], self._span(meta))
+
+    @v_args(meta=True)
+    def kw_arg(self, meta, items):
+        key, value = items
+        return ast.Arg(key.value, value, self._span(meta))
+
+    @v_args(meta=True)
+    def stride_arg(self, meta, items):
+        return ast.Arg("stride", items[0], self._span(meta))
+
+    def cargs(self, items):
+        return list(items)
+
+    # ---- calls and statements
+    def _call(self, meta, name_tok, args, body, tail, repeat) -> ast.Call:
+        return ast.Call(
+            name=name_tok.value,
+            args=list(args) + list(tail),
+            span=self._span(meta),
+            name_span=self._span(name_tok),
+            body=body,
+            repeat=int(repeat.value[1:]) if repeat is not None else 1,
+        )
+
+    def body_tail(self, items):
+        return items[0], list(items[1:])
+
+    @v_args(meta=True)
+    def layer_call(self, meta, items):
+        name_tok, *args, tail, repeat = items
+        body, trailing = tail if tail is not None else (None, [])
+        return self._call(meta, name_tok, args, body, trailing, repeat)
+
+    @v_args(meta=True)
+    def func_call(self, meta, items):
+        name_tok, cargs, tail, repeat = items
+        body, trailing = tail if tail is not None else (None, [])
+        return self._call(meta, name_tok, cargs or [], body, trailing, repeat)
+
+    @v_args(meta=True)
+    def item(self, meta, items):
+        label, call = items
+        if label is not None:
+            call.label = label.value
+            call.span = self._span(meta)
+        return call
+
+    def body(self, items):
+        return [s for s in items if s is not None]
+
+    @v_args(meta=True)
+    def input_stmt(self, meta, items):
+        bind, shape = items
+        return ast.InputStmt(self._span(meta), shape, bind.value if bind is not None else None)
+
+    @v_args(meta=True)
+    def output_stmt(self, meta, items):
+        (ref_tok,) = items
+        ref = ast.Ref(self._span(ref_tok), ref_tok.value[1:]) if ref_tok is not None else None
+        return ast.OutputStmt(self._span(meta), ref)
+
+    @v_args(meta=True)
+    def chain_stmt(self, meta, items):
+        bind, source, *calls = items
+        src = ast.Ref(self._span(source), source.value[1:]) if source is not None else None
+        return ast.ChainStmt(self._span(meta), list(calls), bind.value if bind is not None else None, src)
+
+    # ---- top level
+    @v_args(meta=True)
+    def param(self, meta, items):
+        name_tok, default = items
+        return ast.Param(name_tok.value, default, self._span(meta))
+
+    def params(self, items):
+        return [p for p in items if p is not None]
+
+    @v_args(meta=True)
+    def use(self, meta, items):
+        return ast.Use(items[0].value[1:-1], self._span(meta))
+
+    @v_args(meta=True)
+    def block_def(self, meta, items):
+        name_tok, params, body = items
+        return ast.BlockDef(name_tok.value, params or [], body, self._span(meta), self.file)
+
+    @v_args(meta=True)
+    def network_def(self, meta, items):
+        name_tok, params, body = items
+        return ast.NetworkDef(name_tok.value, params or [], body, self._span(meta))
+
+    def start(self, items):
+        module = ast.Module(self.file)
+        for it in items:
+            if isinstance(it, ast.Use):
+                module.uses.append(it)
+            elif isinstance(it, ast.BlockDef):
+                module.blocks.append(it)
+            elif isinstance(it, ast.NetworkDef):
+                module.networks.append(it)
+        return module
+
+
+def parse(text: str, file: str = "<string>") -> ast.Module:
+    """Parse a whole `.cnn` source into an `ast.Module`; raise `CompileError` on bad syntax."""
+    source = text if text.endswith("\n") else text + "\n"
+    try:
+        tree = _lark().parse(source, start="start")
+    except UnexpectedInput as exc:
+        raise _syntax_error(file, exc, source) from None
+    except RecursionError:
+        raise CompileError("the program nests too deeply to parse", Span(file, 1, 1)) from None
+    try:
+        return _ToAst(file).transform(tree)
+    except VisitError as exc:
+        if isinstance(exc.orig_exc, CompileError):
+            raise exc.orig_exc from None
+        raise
+
+
+def parse_expr(text: str, file: str = "<command line>") -> ast.Expr:
+    """Parse one full expression (for `--set name=value`)."""
+    try:
+        tree = _lark().parse(text, start="expr")
+    except UnexpectedInput as exc:
+        raise _syntax_error(file, exc, text) from None
+    return _ToAst(file).transform(tree)
