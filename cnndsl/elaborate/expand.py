@@ -84,8 +84,9 @@ class Elaborator:
         module = self.program.module
         if not module.networks:
             raise CompileError(
-                f"{module.file} defines no network",
-                None,
+                f"{module.file} defines no network"
+                + (f" (only blocks: {', '.join(b.name for b in module.blocks)})" if module.blocks else ""),
+                Span(module.file, 1, 1, 1, 2),
                 hint="add `network NAME { input CxHxW … }`, or compile a file that `use`s this library",
             )
         if len(module.networks) > 1:
@@ -144,6 +145,9 @@ class Elaborator:
             value = self._ref(stmt.ref, ctx) if stmt.ref else flow
             if value is None:
                 raise CompileError("`output` of nothing: no layer comes before it", stmt.span)
+            if value in ctx.outputs:
+                raise CompileError(f"`{value}` is already an output", stmt.span,
+                                   hint="after a side chain `@x -> …`, a bare `output` is the main flow; name the value: `output @x`")
             ctx.outputs.append(value)
             return flow
         assert isinstance(stmt, ast.ChainStmt)
@@ -175,8 +179,10 @@ class Elaborator:
     def _ref(self, ref: ast.Ref | RefValue, ctx: Ctx) -> str:
         name = ref.id if isinstance(ref, ast.Ref) else ref.name
         if name not in ctx.values:
+            known = ", ".join(f"@{v}" for v in ctx.values) or "none"
             raise CompileError(f"unknown value `@{name}`", ref.span,
-                               hint=did_you_mean(name, set(ctx.values)) or "bind it first: `name = …`")
+                               hint=did_you_mean(f"@{name}", {f"@{v}" for v in ctx.values})
+                               or f"bind it first with `{name} = …`; named values here: {known}")
         return ctx.values[name]
 
     # ---- calls: layers, blocks, constructs --------------------------------------------
@@ -184,6 +190,8 @@ class Elaborator:
     def _call(self, call: ast.Call, ctx: Ctx, flow: str | None) -> str:
         if len(ctx.stack) > self.limits.max_depth:
             raise CompileError(f"blocks nest deeper than {self.limits.max_depth} levels", call.span)
+        if call.repeat < 1:
+            raise CompileError(f"repetition x{call.repeat}: the count must be at least 1", call.span)
         if call.repeat > self.limits.max_repeat:
             raise CompileError(f"repetition x{call.repeat} exceeds the limit of {self.limits.max_repeat}", call.span)
         if call.repeat > 1 and call.label is not None:
@@ -228,11 +236,19 @@ class Elaborator:
                 if isinstance(value, RefValue):
                     refs.append(self._ref(value, ctx))
                     continue
-                if spec is not None:
-                    spans[spec.name] = arg.span
+                if spec is None:
+                    expected = ", ".join(p.name for p in pos_specs) or "none"
+                    named = ", ".join(f"{p.name}=" for p in op.params if not p.positional)
+                    raise CompileError(
+                        f"{call.name} takes {len(pos_specs)} positional argument{'s' if len(pos_specs) != 1 else ''} "
+                        f"({expected}), got {len(positional) + 1}", arg.span,
+                        hint=f"other arguments are given by name: {named}" if named else None)
+                spans[spec.name] = arg.span
                 positional.append(value)
             else:
                 spec = op.param(arg.name)
+                if arg.name in keywords:
+                    raise CompileError(f"{call.name}: argument `{arg.name}` given twice", arg.span)
                 value = evaluate(arg.value, ctx.env, symbols_of(spec.convert) if spec else ())
                 keywords[arg.name] = value
                 spans[arg.name] = arg.span
@@ -270,8 +286,10 @@ class Elaborator:
                 raise CompileError(f"block `{call.name}` takes numbers, not tensors; feed it with `@x -> {call.name}(…)`", arg.span)
             if arg.name is None:
                 if n_pos >= len(names):
+                    n_given = sum(1 for a in call.args if a.name is None)
                     raise CompileError(
-                        f"block `{call.name}` takes {len(names)} argument(s) ({', '.join(names)}), got more", arg.span)
+                        f"block `{call.name}` takes {len(names)} argument{'s' if len(names) != 1 else ''} "
+                        f"({', '.join(names) or 'none'}), got {n_given}", arg.span)
                 key = names[n_pos]
                 n_pos += 1
             else:

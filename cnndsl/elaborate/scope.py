@@ -64,7 +64,10 @@ def _check_size(value: Any, span: Span) -> Any:
 def _arith(op: str, a: Any, b: Any, span: Span) -> Any:
     for v in (a, b):
         if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise CompileError(f"`{op}` needs numbers, got {_kind(v)}", span)
+            hint = None
+            if op == "-" and isinstance(a, tuple):
+                hint = "between arguments, `a -b` reads as a subtraction; write a negative number as `(-b)`"
+            raise CompileError(f"`{op}` needs numbers, got {_kind(v)}", span, hint=hint)
     if op == "+":
         r = a + b
     elif op == "-":
@@ -87,7 +90,7 @@ def _kind(v: Any) -> str:
     if isinstance(v, bool):
         return "a boolean"
     if isinstance(v, tuple):
-        return "a tuple"
+        return "sizes " + "x".join(str(x) for x in v)
     if isinstance(v, RefValue):
         return f"the tensor @{v.name}"
     if isinstance(v, str):

@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from cnndsl.diagnostics import did_you_mean
+
 Shape = tuple[int, ...]
 Attrs = dict[str, Any]
 
@@ -56,7 +58,7 @@ def _int(v: Any, what: str) -> int:
         raise ArgError(f"{what} must be an integer, got {describe(v)}")
     if isinstance(v, float):
         if not v.is_integer():
-            raise ArgError(f"{what} must be an integer, got {v}")
+            raise ArgError(f"{what} must be an integer, got {v:.4g}", hint="use `//` for whole-number division")
         v = int(v)
     return v
 
@@ -193,7 +195,9 @@ class OpDef:
             attrs[spec.name] = value
         for key, value in keywords.items():
             if self.param(key) is None:
-                raise ArgError(f"{self.name} has no argument `{key}`", param=key)
+                names = [p.name for p in self.params]
+                raise ArgError(f"{self.name} has no argument `{key}`", param=key,
+                               hint=did_you_mean(key, names) or f"{self.name} takes: {', '.join(names) or 'nothing'}")
             if key in attrs:
                 raise ArgError(f"{self.name}: argument `{key}` given twice", param=key)
             attrs[key] = value

@@ -77,9 +77,9 @@ def _describe_expected(expected: set[str] | list[str]) -> str:
 
 def _describe_token(token: Token) -> str:
     if token.type == "$END":
-        return "the end of the file"
+        return "end of file"
     if token.type == "_NL":
-        return "the end of the line"
+        return "end of line"
     return f"`{token.value.strip()}`"
 
 

@@ -46,7 +46,3 @@ def scaled_add(body: torch.Tensor, *others: torch.Tensor, scale: float = 1.0) ->
     for other in others:
         out = out + other
     return out
-
-
-def concat(*xs: torch.Tensor) -> torch.Tensor:
-    return torch.cat(xs, dim=1)

@@ -30,6 +30,7 @@ class Fn:
 
     fn: Callable[..., Any]
     kwargs: dict[str, Any] = field(default_factory=dict)
+    packed: bool = False  # pass the inputs as one list (torch.cat)
 
 
 Builder = Callable[[dict[str, Any], list[Shape], Shape], "nn.Module | Fn"]
@@ -83,7 +84,7 @@ LOWERINGS: dict[str, Builder] = {
     "softmax": lambda a, ins, out: Fn(torch.softmax, {"dim": 1}),
     "add": lambda a, ins, out: Fn(operator.add) if a["scale"] == 1.0 and len(ins) == 2
     else Fn(layers.scaled_add, {"scale": a["scale"]}),
-    "concat": lambda a, ins, out: Fn(layers.concat),
+    "concat": lambda a, ins, out: Fn(torch.cat, {"dim": 1}, packed=True),
     "highway": lambda a, ins, out: Fn(layers.highway),
     "zeropad": lambda a, ins, out: Fn(layers.zeropad_shortcut, {"channels": a["out"], "stride_h": a["stride"][0],
                                                                    "stride_w": a["stride"][1]}),
@@ -106,7 +107,7 @@ def to_torch(graph: nx.MultiDiGraph) -> fx.GraphModule:
             modules[node] = lowered
             fx_node = fx_graph.call_module(node, args)
         else:
-            fx_node = fx_graph.call_function(lowered.fn, args, lowered.kwargs)
+            fx_node = fx_graph.call_function(lowered.fn, (list(args),) if lowered.packed else args, lowered.kwargs)
             fx_node.name = fx_graph._graph_namespace.create_name(node.replace(".", "_"), None)
         span = data.get("span")
         if span is not None:

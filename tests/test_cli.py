@@ -1,0 +1,141 @@
+"""The command line: exit codes, outputs, overrides, and that check/summary never import torch."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from cnndsl.cli import main
+from tests.conftest import ROOT, ZOO
+
+BROKEN = """network broken {
+  input 3x32x32
+  conv 3x3 64 pad=1
+  residual {
+    conv 3x3 128 /2 pad=1 -> relu
+    conv 3x3 128 pad=1
+  } shortcut=identity
+}
+"""
+
+
+def test_compile_prints_the_summary(capsys):
+    assert main(["compile", str(ZOO / "resnet152.cnn")]) == 0
+    out = capsys.readouterr().out
+    assert "params:  60,192,808" in out
+    assert "(11.51 G)" in out
+    assert "layer3.35.conv3" in out
+
+
+def test_summary_json(capsys):
+    assert main(["summary", str(ZOO / "resnet18.cnn"), "--format", "json", "--set", "classes=10",
+                 "--input", "3x32x32"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["params"] == 11_689_512 - 512 * 990 - 990
+    assert data["trainable_params"] == data["params"]
+    assert data["outputs"] == [[10]] and data["inputs"] == [[3, 32, 32]]
+    assert data["macs"] > 0 and data["rows"][1]["name"] == "conv1"
+
+
+def test_summary_markdown(capsys):
+    assert main(["summary", str(ZOO / "vgg16.cnn"), "--format", "md"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("### vgg16") and "| `features.0.conv1` | conv | 64x224x224 | 1,792 |" in out
+
+
+def test_emit_ir_round_trips(tmp_path, capsys):
+    from cnndsl.ir.graph import loads, to_json
+
+    target = tmp_path / "r18.json"
+    assert main(["compile", str(ZOO / "resnet18.cnn"), "--emit", "ir", "-o", str(target)]) == 0
+    graph = loads(target.read_text())
+    assert graph.number_of_nodes() > 60
+    assert json.loads(target.read_text()) == to_json(graph)
+
+
+def test_emit_torch_code_and_module(tmp_path, capsys):
+    import torch
+
+    assert main(["compile", str(ZOO / "resnet18.cnn"), "--emit", "torch"]) == 0
+    assert "def forward(self, input):" in capsys.readouterr().out
+    target = tmp_path / "m.pt"
+    assert main(["compile", str(ZOO / "resnet18.cnn"), "--emit", "torch", "-o", str(target), "--input", "3x64x64"]) == 0
+    module = torch.load(target, weights_only=False)
+    assert module(torch.randn(1, 3, 64, 64)).shape == (1, 1000)
+
+
+def test_error_has_location_caret_and_exit_1(tmp_path, capsys):
+    bad = tmp_path / "broken.cnn"
+    bad.write_text(BROKEN)
+    assert main(["check", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert f"{bad}:7:5: error: residual add needs equal shapes, got 128x16x16" in err
+    assert "64x32x32 (the identity shortcut)" in err
+    assert "   |     ^^^^^^^^^^^^^^^^^" in err
+    assert "shortcut=project" in err and err.rstrip().endswith("1 error")
+    assert "Traceback" not in err
+
+
+def test_check_reports_every_file(tmp_path, capsys):
+    bad = tmp_path / "broken.cnn"
+    bad.write_text(BROKEN)
+    typo = tmp_path / "typo.cnn"
+    typo.write_text("network t {\n  input 3x8x8\n  cnov 3x3 8\n}\n")
+    assert main(["check", str(bad), str(ZOO / "resnet18.cnn"), str(typo)]) == 1
+    captured = capsys.readouterr()
+    assert "resnet18.cnn: ok" in captured.out
+    assert "unknown layer or block `cnov`" in captured.err and "did you mean `conv`?" in captured.err
+    assert captured.err.rstrip().endswith("2 errors")
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--set", "clases=10"], "has no parameter `clases`"),
+        (["--set", "classes"], "expected NAME=VALUE"),
+        (["--set", "classes=(1"], "syntax error"),
+        (["--input", "3by32"], "expected sizes like 3x224x224"),
+    ],
+)
+def test_bad_overrides_are_errors(argv, message, capsys):
+    assert main(["summary", str(ZOO / "resnet18.cnn"), *argv]) == 1
+    assert message in capsys.readouterr().err
+
+
+def test_missing_file(capsys):
+    assert main(["check", "no/such/file.cnn"]) == 1
+    assert "cannot read no/such/file.cnn" in capsys.readouterr().err
+
+
+def test_help_everywhere():
+    for argv in (["--help"], ["compile", "--help"], ["check", "--help"], ["summary", "--help"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 0
+
+
+def test_bad_usage_exits_2():
+    with pytest.raises(SystemExit) as exit_info:
+        main(["compile"])
+    assert exit_info.value.code == 2
+
+
+def test_check_and_summary_do_not_import_torch():
+    code = (
+        "import sys\nfrom cnndsl.cli import main\n"
+        f"main(['check', '-q', r'{ZOO / 'resnet152.cnn'}'])\n"
+        f"main(['summary', '--format', 'json', r'{ZOO / 'resnet50.cnn'}'])\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_console_script_runs():
+    exe = ROOT / ".venv" / "bin" / "cnndsl"
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "cnndsl.cli"]
+    result = subprocess.run([*cmd, "check", str(ZOO / "resnet50.cnn")], capture_output=True, text=True)
+    assert result.returncode == 0 and "25,557,032 params" in result.stdout
