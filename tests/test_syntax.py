@@ -74,9 +74,11 @@ def test_input_output_statements():
 @pytest.mark.parametrize(
     "text, line, col, message",
     [
-        ("network n {\n  conv 3x3 64 ->\n}", 3, 1, "unexpected `}`"),
-        ("network n {\n  input 3x8x8\n  conv 3x3 $\n}", 3, 12, "unexpected character '$'"),
-        ("network n {\n  input 3x8x8\n", 2, 14, "unexpected end of file"),
+        ("network n {\n  conv 3x3 64 ->\n}", 2, 15, "a chain cannot end with `->`"),
+        ("network n {\n  input 3x8x8\n  conv 3x3 $\n}", 3, 12, "`$` is not valid here"),
+        ("network n {\n  input 3x8x8\n", 1, 11, "`{` opened at 1:11 is not closed before the end of the file"),
+        ("network n {\n  input 3x8x8\n  conv (1, 7 64\n}", 3, 14, "unexpected `64`"),
+        ("network n {\n  input 3x8x8\n  conv (1, 7\n}", 3, 8, "`(` opened at 3:8 is not closed before the end of the line"),
         ("network n {\n  conv 3x3 64 / / 2\n}", 2, 17, "unexpected `/`"),
         ("block (x) {}", 1, 7, "unexpected `(`"),
     ],
@@ -87,4 +89,4 @@ def test_syntax_errors_point_at_the_token(text, line, col, message):
     err = info.value
     assert (err.file, err.line, err.column) == ("bad.cnn", line, col)
     assert message in err.message
-    assert err.hint and err.hint.startswith("expected ")
+    assert err.hint

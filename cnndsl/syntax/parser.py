@@ -9,41 +9,14 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from lark import Lark, Token, Transformer, v_args
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark import Lark, Transformer, v_args
+from lark.exceptions import UnexpectedInput, VisitError
 
 from cnndsl.diagnostics import CompileError, Span
 from cnndsl.syntax import ast
+from cnndsl.syntax.errors import syntax_error
 
 GRAMMAR_PATH = Path(__file__).resolve().parents[2] / "grammars" / "cnn.lark"
-
-# How terminals are named to a user in "expected …" lists.
-_TERMINAL_WORDS = {
-    "NAME": "a name",
-    "FUNC": "a call",
-    "NUMBER": "a number",
-    "DIMS": "sizes like 3x3",
-    "REF": "a named value like @x",
-    "STRING": 'a string like "lib/blocks.cnn"',
-    "REPEAT": "a repetition like x3",
-    "_NL": "a new line",
-    "_ARROW": "`->`",
-    "LBRACE": "`{`",
-    "RBRACE": "`}`",
-    "LPAR": "`(`",
-    "RPAR": "`)`",
-    "COMMA": "`,`",
-    "EQUAL": "`=`",
-    "COLON": "`:`",
-    "SLASH": "`/`",
-    "PLUS": "`+`",
-    "MINUS": "`-`",
-    "STAR": "`*`",
-    "PERCENT": "`%`",
-    "__ANON_0": "`//`",
-    "$END": "the end of the file",
-}
-
 
 @lru_cache(maxsize=1)
 def _lark() -> Lark:
@@ -56,55 +29,6 @@ def _lark() -> Lark:
         start=["start", "expr"],
         cache=True,
     )
-
-
-def _describe_expected(expected: set[str] | list[str]) -> str:
-    words = []
-    for term in sorted(expected):
-        if term.startswith("__ANON") and term != "__ANON_0":
-            continue
-        word = _TERMINAL_WORDS.get(term)
-        if word is None:
-            word = f"`{term.lower()}`" if term.isupper() and len(term) > 1 else term
-        if word not in words:
-            words.append(word)
-    if not words:
-        return "something else"
-    if len(words) > 6:
-        words = words[:6] + ["…"]
-    return ", ".join(words)
-
-
-def _describe_token(token: Token) -> str:
-    if token.type == "$END":
-        return "end of file"
-    if token.type == "_NL":
-        return "end of line"
-    return f"`{token.value.strip()}`"
-
-
-def _syntax_error(file: str, exc: UnexpectedInput, text: str) -> CompileError:
-    line, col = max(exc.line, 1), max(exc.column, 1)
-    if isinstance(exc, UnexpectedToken):
-        tok = exc.token
-        if tok.type == "$END":
-            lines = text.splitlines() or [""]
-            line, col = len(lines), len(lines[-1]) + 1
-        found = _describe_token(tok)
-        expected = _describe_expected(exc.accepts or exc.expected)
-        width = len(tok.value.splitlines()[0]) if tok.type not in ("$END", "_NL") and tok.value else 1
-        span = Span(file, line, col, line, col + max(width, 1))
-        return CompileError(f"syntax error: unexpected {found}", span, hint=f"expected {expected}")
-    if isinstance(exc, UnexpectedCharacters):
-        ch = text[exc.pos_in_stream] if 0 <= exc.pos_in_stream < len(text) else "?"
-        span = Span(file, line, col, line, col + 1)
-        allowed = _describe_expected(exc.allowed or set())
-        return CompileError(f"syntax error: unexpected character {ch!r}", span, hint=f"expected {allowed}")
-    if isinstance(exc, UnexpectedEOF):
-        lines = text.splitlines() or [""]
-        span = Span(file, len(lines), len(lines[-1]) + 1)
-        return CompileError("syntax error: unexpected end of file", span, hint=f"expected {_describe_expected(exc.expected)}")
-    return CompileError(f"syntax error: {exc}", Span(file, line, col))
 
 
 def _number(text: str) -> int | float:
@@ -280,7 +204,7 @@ def parse(text: str, file: str = "<string>") -> ast.Module:
     try:
         tree = _lark().parse(source, start="start")
     except UnexpectedInput as exc:
-        raise _syntax_error(file, exc, source) from None
+        raise syntax_error(file, exc, source) from None
     except RecursionError:
         raise CompileError("the program nests too deeply to parse", Span(file, 1, 1)) from None
     try:
@@ -296,5 +220,5 @@ def parse_expr(text: str, file: str = "<command line>") -> ast.Expr:
     try:
         tree = _lark().parse(text, start="expr")
     except UnexpectedInput as exc:
-        raise _syntax_error(file, exc, text) from None
+        raise syntax_error(file, exc, text) from None
     return _ToAst(file).transform(tree)
