@@ -12,6 +12,7 @@ import torch
 import torchvision
 
 import cnndsl
+from cnndsl.tools.weights import WeightMismatch, load_weights
 from tests.conftest import ZOO
 
 CASES = [
@@ -20,14 +21,6 @@ CASES = [
     ("resnet152", torchvision.models.resnet152, 60_192_808, (3, 128, 128)),
     ("vgg16", torchvision.models.vgg16, 138_357_544, (3, 224, 224)),
 ]
-
-
-def copy_by_order(dst: torch.nn.Module, src: torch.nn.Module) -> None:
-    d, s = dst.state_dict(), src.state_dict()
-    assert len(d) == len(s), f"{len(d)} tensors vs {len(s)} in the reference"
-    for (dk, dv), (sk, sv) in zip(d.items(), s.items()):
-        assert dv.shape == sv.shape, f"{dk} {tuple(dv.shape)} vs {sk} {tuple(sv.shape)}"
-        dv.copy_(sv)
 
 
 @pytest.mark.parametrize("name, factory, params, shape", CASES, ids=[c[0] for c in CASES])
@@ -39,16 +32,22 @@ def test_matches_torchvision(name, factory, params, shape):
     assert net.summary().params == params
     assert sum(p.numel() for p in model.parameters()) == params
     assert sum(p.numel() for p in reference.parameters()) == params
-    copy_by_order(model, reference)
+    load_weights(model, reference)
     # non-trivial batch-norm statistics, so that a mis-paired BN would show
     with torch.no_grad():
         for m in reference.modules():
             if isinstance(m, torch.nn.BatchNorm2d):
                 m.running_mean.uniform_(-0.1, 0.1)
                 m.running_var.uniform_(0.5, 1.5)
-    copy_by_order(model, reference)
+    load_weights(model, reference)
     x = torch.randn(2, *shape)
     with torch.no_grad():
         expected, got = reference(x), model(x)
     assert got.shape == expected.shape
     assert (got - expected).abs().max().item() < 1e-4
+
+
+def test_mismatch_is_reported_by_name():
+    model = cnndsl.compile_file(ZOO / "resnet18.cnn").to_torch()
+    with pytest.raises(WeightMismatch, match="`layer1.0.conv1.weight` has shape \\(64, 64, 3, 3\\)"):
+        load_weights(model, torchvision.models.resnet50(weights=None))
