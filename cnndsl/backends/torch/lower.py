@@ -63,6 +63,8 @@ def _pool(fn, global_fn):
             return Fn(global_fn, {"output_size": 1})
         kwargs = {"kernel_size": attrs["kernel"], "stride": attrs["stride"], "padding": attrs["pad"],
                   "ceil_mode": attrs["ceil"]}
+        if "count_pad" in attrs and not attrs["count_pad"]:
+            kwargs["count_include_pad"] = False
         return Fn(fn, kwargs)
 
     return build

@@ -31,7 +31,7 @@ def _window(v, what):
 _window.symbols = ("global",)  # type: ignore[attr-defined]
 
 
-def _make(name: str, doc: str) -> OpDef:
+def _make(name: str, doc: str, extra: tuple[ParamSpec, ...] = ()) -> OpDef:
     def finalize(attrs: Attrs) -> Attrs:
         if attrs["kernel"] == "global":
             attrs["stride"], attrs["pad"] = (1, 1), (0, 0)
@@ -68,6 +68,7 @@ def _make(name: str, doc: str) -> OpDef:
                 ParamSpec("stride", pos_pair, None, doc="defaults to the window size"),
                 ParamSpec("pad", padding, (0, 0)),
                 ParamSpec("ceil", boolean, False, doc="round the output size up (Caffe)"),
+                *extra,
             ),
             shape=shape,
             finalize=finalize,
@@ -76,4 +77,9 @@ def _make(name: str, doc: str) -> OpDef:
 
 
 MAXPOOL = _make("maxpool", "max pooling: `maxpool 3x3 /2 pad=1 ceil=true`, `maxpool global`")
-AVGPOOL = _make("avgpool", "average pooling: `avgpool 5x5 /3`, `avgpool global` (global average pooling)")
+AVGPOOL = _make(
+    "avgpool",
+    "average pooling: `avgpool 5x5 /3`, `avgpool global` (global average pooling), "
+    "`count_pad=false` leaves the padding out of the average",
+    (ParamSpec("count_pad", boolean, True, doc="count padded zeros in the average (PyTorch's count_include_pad)"),),
+)
