@@ -78,7 +78,7 @@ def test_input_output_statements():
         ("network n {\n  input 3x8x8\n  conv 3x3 $\n}", 3, 12, "`$` is not valid here"),
         ("network n {\n  input 3x8x8\n", 1, 11, "`{` opened at 1:11 is not closed before the end of the file"),
         ("network n {\n  input 3x8x8\n  conv (1, 7 64\n}", 3, 14, "unexpected `64`"),
-        ("network n {\n  input 3x8x8\n  conv (1, 7\n}", 3, 8, "`(` opened at 3:8 is not closed before the end of the line"),
+        ("network n {\n  input 3x8x8\n  conv (1, 7\n}", 3, 8, "`(` opened at 3:8 is not closed before `}` at 4:1"),
         ("network n {\n  conv 3x3 64 / / 2\n}", 2, 17, "unexpected `/`"),
         ("block (x) {}", 1, 7, "unexpected `(`"),
     ],

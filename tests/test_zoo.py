@@ -57,7 +57,7 @@ def test_zoo_compiles(path: Path):
         ("resnet152", 60_192_808),  # torchvision resnet152
         ("vgg16", 138_357_544),  # torchvision vgg16
         ("googlenet", 13_378_280),  # main path + both auxiliary heads, weights and biases
-        ("lenet5", 61_706),  # 156 + 2,416 + 48,120 + 10,164 + 850
+        ("lenet5", 60_840),  # 60,000 trainable + 840 fixed RBF codes
     ],
 )
 def test_parameter_counts(name: str, params: int):

@@ -32,6 +32,7 @@ class NodeStats:
     params: int
     fixed_params: int
     macs: int
+    connections: int
 
 
 def node_stats(graph: nx.MultiDiGraph, node: str) -> NodeStats:
@@ -42,4 +43,5 @@ def node_stats(graph: nx.MultiDiGraph, node: str) -> NodeStats:
         op.param_count(data["attrs"], ins, out),
         op.fixed_params(data["attrs"], ins, out),
         op.macs(data["attrs"], ins, out),
+        op.connections(data["attrs"], ins, out),
     )

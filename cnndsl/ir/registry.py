@@ -123,6 +123,20 @@ def padding(v: Any, what: str) -> Any:
     return pair(v, what, nonneg_int)
 
 
+def connection_table(v: Any, what: str) -> tuple[tuple[int, ...], ...]:
+    """LeNet's partial connections: for each output map, the input maps it reads."""
+    if not isinstance(v, tuple) or not v:
+        raise ArgError(f"{what} must be a tuple of tuples of input channels, e.g. ((0, 1, 2), (1, 2, 3))")
+    rows = []
+    for row in v:
+        row = row if isinstance(row, tuple) else (row,)
+        idx = tuple(nonneg_int(i, what) for i in row)
+        if not idx or len(set(idx)) != len(idx):
+            raise ArgError(f"{what}: each output map needs distinct input channels, got {describe(row)}")
+        rows.append(idx)
+    return tuple(rows)
+
+
 def choice(*options: str) -> Callable[[Any, str], str]:
     def convert(v: Any, what: str) -> str:
         if v not in options:
@@ -170,6 +184,7 @@ class OpDef:
     param_count: Callable[[Attrs, list[Shape], Shape], int] = _no_params
     fixed_params: Callable[[Attrs, list[Shape], Shape], int] = _no_params
     macs: Callable[[Attrs, list[Shape], Shape], int] = _no_params
+    connections: Callable[[Attrs, list[Shape], Shape], int] = _no_params  # LeCun's count (LeNet-5 tables)
     finalize: Callable[[Attrs], Attrs] | None = None
     user: bool = True  # callable by name from a .cnn file
     aliases: tuple[str, ...] = field(default=())

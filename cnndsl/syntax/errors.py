@@ -119,9 +119,10 @@ def syntax_error(file: str, exc: UnexpectedInput, text: str) -> CompileError:
             return CompileError("syntax error: a chain cannot end with `->`", Span(file, a_line, a_col, a_line, a_col + 2),
                                 hint="put the next layer after the arrow, or remove it")
         opened = _unclosed(text, len(text) if at_end else _offset(text, line, col))
-        if opened and (at_end or (tok.type == "_NL" and opened[0] == "(")):
+        mismatched = tok is not None and tok.type in ("RBRACE", "RPAR") and opened and _PAIRS[opened[0]] != tok.value
+        if opened and (at_end or mismatched):
             ch, o_line, o_col = opened
-            where = "the end of the file" if at_end else "the end of the line"
+            where = "the end of the file" if at_end else f"`{tok.value}` at {line}:{col}"
             return CompileError(f"syntax error: `{ch}` opened at {o_line}:{o_col} is not closed before {where}",
                                 Span(file, o_line, o_col, o_line, o_col + 1), hint=f"add `{_PAIRS[ch]}`")
         found = _describe_token(tok) if tok is not None else "end of file"

@@ -23,6 +23,7 @@ class Row:
     shape: list[int]
     params: int
     macs: int
+    connections: int = 0
     line: int | None = None
 
 
@@ -87,7 +88,7 @@ def summarize(graph: nx.MultiDiGraph) -> Summary:
         stats = node_stats(graph, node)
         span = data.get("span")
         s.rows.append(Row(node, data["op"], list(data["shape"]), stats.params + stats.fixed_params, stats.macs,
-                          span.line if span else None))
+                          stats.connections, span.line if span else None))
         s.trainable_params += stats.params
         s.fixed_params += stats.fixed_params
         s.macs += stats.macs

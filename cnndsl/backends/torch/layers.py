@@ -46,3 +46,69 @@ def scaled_add(body: torch.Tensor, *others: torch.Tensor, scale: float = 1.0) ->
     for other in others:
         out = out + other
     return out
+
+
+class PartialConv2d(nn.Module):
+    """A convolution whose outputs read only some input channels (LeNet-5's C3 table).
+
+    Only the connected weights are parameters; the dense kernel is assembled on each call,
+    so `parameters()` counts exactly what the paper counts (1,516 for C3).
+    """
+
+    def __init__(self, in_channels: int, table: tuple[tuple[int, ...], ...], kernel: tuple[int, int],
+                 stride: tuple[int, int], padding: tuple[int, int], dilation: tuple[int, int], bias: bool) -> None:
+        super().__init__()
+        rows = [o for o, inputs in enumerate(table) for _ in inputs]
+        cols = [i for inputs in table for i in inputs]
+        self.register_buffer("rows", torch.tensor(rows, dtype=torch.long), persistent=False)
+        self.register_buffer("cols", torch.tensor(cols, dtype=torch.long), persistent=False)
+        self.shape = (len(table), in_channels, *kernel)
+        fan_in = max(len(r) for r in table) * kernel[0] * kernel[1]
+        bound = 1 / fan_in**0.5
+        self.weight = nn.Parameter(torch.empty(len(cols), *kernel).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.empty(len(table)).uniform_(-bound, bound)) if bias else None
+        self.stride, self.padding, self.dilation = stride, padding, dilation
+
+    def dense_weight(self) -> torch.Tensor:
+        dense = self.weight.new_zeros(self.shape)
+        return dense.index_put((self.rows, self.cols), self.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.dense_weight(), self.bias, self.stride, self.padding, self.dilation)
+
+
+class Subsample(nn.Module):
+    """LeNet-5's S layers: (sum of each window)·w_c + b_c."""
+
+    def __init__(self, channels: int, kernel: tuple[int, int], stride: tuple[int, int]) -> None:
+        super().__init__()
+        self.kernel, self.stride = kernel, stride
+        self.weight = nn.Parameter(torch.full((channels,), 0.25))
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        area = self.kernel[0] * self.kernel[1]
+        summed = F.avg_pool2d(x, self.kernel, self.stride) * area
+        return summed * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+
+
+def scaled_tanh(x: torch.Tensor, a: float, s: float) -> torch.Tensor:
+    """LeNet-5's squashing function A·tanh(S·x)."""
+    return a * torch.tanh(s * x)
+
+
+class RBF(nn.Module):
+    """Euclidean RBF units y_i = Σ_j (x_j − w_ij)², with fixed ±1 codes kept as a buffer.
+
+    The 1998 paper drew its codes as 7x12 bitmaps of the characters; here they are a fixed
+    pseudo-random ±1 pattern (seeded, so every build has the same codes).
+    """
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__()
+        gen = torch.Generator().manual_seed(1998)
+        codes = torch.randint(0, 2, (out_features, in_features), generator=gen).float() * 2 - 1
+        self.register_buffer("weight", codes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x.unsqueeze(1) - self.weight.unsqueeze(0)).square().sum(-1)

@@ -37,8 +37,12 @@ Builder = Callable[[dict[str, Any], list[Shape], Shape], "nn.Module | Fn"]
 
 
 def _conv(attrs, ins, out):
-    m = nn.Conv2d(ins[0][0], attrs["out"], attrs["kernel"], attrs["stride"], attrs["pad"], attrs["dilation"],
-                  attrs["groups"], attrs["bias"])
+    if attrs.get("table") is not None:
+        m = layers.PartialConv2d(ins[0][0], attrs["table"], attrs["kernel"], attrs["stride"], attrs["pad"],
+                                 attrs["dilation"], attrs["bias"])
+    else:
+            m = nn.Conv2d(ins[0][0], attrs["out"], attrs["kernel"], attrs["stride"], attrs["pad"], attrs["dilation"],
+                      attrs["groups"], attrs["bias"])
     if attrs.get("bias_init") is not None:
         nn.init.constant_(m.bias, attrs["bias_init"])
     return m
@@ -79,6 +83,9 @@ LOWERINGS: dict[str, Builder] = {
     "dropout": lambda a, ins, out: nn.Dropout(a["p"]),
     "maxpool": _pool(F.max_pool2d, F.adaptive_max_pool2d),
     "avgpool": _pool(F.avg_pool2d, F.adaptive_avg_pool2d),
+    "subsample": lambda a, ins, out: layers.Subsample(ins[0][0], a["kernel"], a["stride"]),
+    "stanh": lambda a, ins, out: Fn(layers.scaled_tanh, {"a": a["a"], "s": a["s"]}),
+    "rbf": lambda a, ins, out: layers.RBF(ins[0][0], a["out"]),
     "flatten": lambda a, ins, out: Fn(torch.flatten, {"start_dim": 1}),
     "relu": lambda a, ins, out: Fn(torch.relu),
     "sigmoid": lambda a, ins, out: Fn(torch.sigmoid),

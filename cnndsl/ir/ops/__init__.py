@@ -1,5 +1,5 @@
 """Importing this package registers every op (one module per family)."""
 
-from cnndsl.ir.ops import activation, conv, dense, merge, norm, pool
+from cnndsl.ir.ops import activation, conv, dense, lenet, merge, norm, pool
 
-__all__ = ["activation", "conv", "dense", "merge", "norm", "pool"]
+__all__ = ["activation", "conv", "dense", "lenet", "merge", "norm", "pool"]

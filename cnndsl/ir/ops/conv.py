@@ -10,6 +10,7 @@ from cnndsl.ir.registry import (
     Shape,
     ShapeError,
     boolean,
+    connection_table,
     conv_out,
     fmt_shape,
     number,
@@ -47,6 +48,15 @@ def _finalize(attrs: Attrs) -> Attrs:
 def _shape(attrs: Attrs, ins: list[Shape]) -> Shape:
     c, h, w = require_map("conv", ins)
     groups, out = attrs["groups"], attrs["out"]
+    table = attrs.get("table")
+    if table is not None:
+        if groups != 1:
+            raise ShapeError("conv: a connection table and groups cannot be combined")
+        if len(table) != out:
+            raise ShapeError(f"conv: the connection table has {len(table)} rows but the layer has {out} output channels")
+        bad = sorted({i for row in table for i in row if i >= c})
+        if bad:
+            raise ShapeError(f"conv: the connection table reads input channel(s) {bad}, but the input has {c} (0..{c - 1})")
     if c % groups:
         raise ShapeError(f"conv: groups ({groups}) must divide the input channels ({c})")
     if out % groups:
@@ -61,15 +71,24 @@ def _shape(attrs: Attrs, ins: list[Shape]) -> Shape:
     return (out, oh, ow)
 
 
-def _params(attrs: Attrs, ins: list[Shape], out: Shape) -> int:
+def _taps(attrs: Attrs, ins: list[Shape], out: Shape) -> int:
+    """Weights per output position: the kernel times the input channels each output reads."""
     kh, kw = attrs["kernel"]
-    weights = out[0] * (ins[0][0] // attrs["groups"]) * kh * kw
-    return weights + (out[0] if attrs["bias"] else 0)
+    table = attrs.get("table")
+    fan_in = sum(len(row) for row in table) if table else out[0] * (ins[0][0] // attrs["groups"])
+    return fan_in * kh * kw
+
+
+def _params(attrs: Attrs, ins: list[Shape], out: Shape) -> int:
+    return _taps(attrs, ins, out) + (out[0] if attrs["bias"] else 0)
 
 
 def _macs(attrs: Attrs, ins: list[Shape], out: Shape) -> int:
-    kh, kw = attrs["kernel"]
-    return out[0] * out[1] * out[2] * (ins[0][0] // attrs["groups"]) * kh * kw
+    return _taps(attrs, ins, out) * out[1] * out[2]
+
+
+def _connections(attrs: Attrs, ins: list[Shape], out: Shape) -> int:
+    return _params(attrs, ins, out) * out[1] * out[2]
 
 
 CONV = register(
@@ -85,10 +104,12 @@ CONV = register(
             ParamSpec("groups", pos_int, 1),
             ParamSpec("bias", boolean, True),
             ParamSpec("bias_init", number, None, doc="initial value of every bias (highway gates)"),
+            ParamSpec("table", connection_table, None, doc="LeNet's partial connections: input channels per output"),
         ),
         shape=_shape,
         param_count=_params,
         macs=_macs,
+        connections=_connections,
         finalize=_finalize,
     )
 )

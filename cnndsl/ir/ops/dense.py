@@ -41,6 +41,7 @@ FC = register(
         shape=_fc_shape,
         param_count=_fc_params,
         macs=_fc_macs,
+        connections=_fc_params,
         aliases=("linear",),
     )
 )
