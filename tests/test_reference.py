@@ -51,3 +51,43 @@ def test_mismatch_is_reported_by_name():
     model = cnndsl.compile_file(ZOO / "resnet18.cnn").to_torch()
     with pytest.raises(WeightMismatch, match="`layer1.0.conv1.weight` has shape \\(64, 64, 3, 3\\)"):
         load_weights(model, torchvision.models.resnet50(weights=None))
+
+
+class _PreAct(torch.nn.Module):
+    """A pre-activation unit that registers its projection before the layers that run first."""
+
+    def __init__(self):
+        super().__init__()
+        self.downsample = torch.nn.Conv2d(8, 16, 1, 2, bias=False)
+        self.norm1 = torch.nn.BatchNorm2d(8)
+        self.conv1 = torch.nn.Conv2d(8, 16, 3, 2, 1, bias=False)
+        self.norm2 = torch.nn.BatchNorm2d(16)
+        self.conv2 = torch.nn.Conv2d(16, 16, 3, 1, 1, bias=False)
+
+    def forward(self, x):
+        x = torch.relu(self.norm1(x))
+        return self.downsample(x) + self.conv2(torch.relu(self.norm2(self.conv1(x))))
+
+
+def test_pairing_follows_the_call_order_when_registration_differs():
+    net = cnndsl.compile_source(
+        """network preact { input 8x8x8
+             bn -> relu
+             residual {
+               shortcut { conv 1x1 16 /2 bias=false }
+               conv 3x3 16 /2 pad=1 bias=false -> bn -> relu -> conv 3x3 16 pad=1 bias=false
+             }
+           }""",
+        file="preact.cnn",
+    )
+    assert list(net.graph.nodes)[3] == "shortcut1.conv1"  # built first, as written
+    model, reference = net.to_torch().eval(), _PreAct().eval()
+    for m in reference.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            torch.nn.init.uniform_(m.running_var, 0.5, 1.5)
+            torch.nn.init.uniform_(m.weight, 0.5, 1.5)
+    pairs = load_weights(model, reference)
+    assert pairs[0] == ("bn1.weight", "norm1.weight") and ("shortcut1.conv1.weight", "downsample.weight") in pairs
+    x = torch.randn(2, 8, 8, 8)
+    with torch.no_grad():
+        assert (model(x) - reference(x)).abs().max() < 1e-5

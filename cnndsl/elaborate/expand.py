@@ -355,17 +355,17 @@ class Elaborator:
         args = self._construct_args(call, ctx, {"shortcut": ("identity", "project", "zeropad"), "scale": ()})
         body, explicit = self._split(call, "shortcut")
         inner = ctx if label is None else ctx.nested(Scope(ctx.scope.child("residual", label, call.span)))
+        kind, kind_span = args.get("shortcut", ("identity", call.span))
+        if explicit and "shortcut" in args:
+            raise CompileError("give the shortcut either as `shortcut=…` or as `shortcut { … }`, not both", kind_span)
+        # layers are created in source order: a `shortcut { … }` written first is built first
+        first = bool(explicit) and isinstance(call.body[0], ast.ChainStmt) and call.body[0].items[0] is explicit[0]
+        short = self._explicit_shortcut(explicit[0], inner, x) if first else None
         out = self._body(body, inner, x)
         if out is None or out == x:
             raise CompileError("`residual { … }` needs at least one layer in its body", call.span)
-        kind, kind_span = args.get("shortcut", ("identity", call.span))
         if explicit:
-            if "shortcut" in args:
-                raise CompileError("give the shortcut either as `shortcut=…` or as `shortcut { … }`, not both", kind_span)
-            sc_call = explicit[0]
-            self._construct_args(sc_call, inner, {})
-            scope = Scope(inner.scope.child("shortcut", sc_call.label, sc_call.span))
-            short = self._body(sc_call.body or [], inner.nested(scope), x)
+            short = short or self._explicit_shortcut(explicit[0], inner, x)
             what = "the shortcut"
         elif kind == "identity":
             short, what = x, "the identity shortcut"
@@ -397,6 +397,11 @@ class Elaborator:
             scale = float(value)
         name = inner.scope.child("add", None, call.span)
         return self._add("add", {"scale": scale}, [out, short], name, call.span)
+
+    def _explicit_shortcut(self, sc_call: ast.Call, ctx: Ctx, x: str) -> str:
+        self._construct_args(sc_call, ctx, {})
+        scope = Scope(ctx.scope.child("shortcut", sc_call.label, sc_call.span))
+        return self._body(sc_call.body or [], ctx.nested(scope), x) or x
 
     def _projection(self, x: str, out: str, ctx: Ctx, span: Span) -> str:
         """The Wx shortcut: a 1x1 convolution (stride from the grids) and batch norm."""

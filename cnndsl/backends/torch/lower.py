@@ -127,6 +127,7 @@ def to_torch(graph: nx.MultiDiGraph) -> fx.GraphModule:
     fx_graph.output(outputs[0] if len(outputs) == 1 else tuple(outputs))
     gm = fx.GraphModule(_hierarchy(modules), fx_graph, class_name=_class_name(graph.graph["name"]))
     gm.graph.lint()
+    gm.input_shapes = [tuple(graph.nodes[n]["shape"]) for n in graph.graph["inputs"]]
     return gm
 
 
