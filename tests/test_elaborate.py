@@ -112,7 +112,7 @@ def test_highway_gate_bias():
         ("block b() { output }\nnetwork n { input 3x8x8\n b() }", "allowed only in a network"),
         ("block b(c) { conv 1x1 c }\nnetwork n { input 3x8x8\n b() }", "needs the argument `c`"),
         ("block b(c) { conv 1x1 c }\nnetwork n { input 3x8x8\n b(c=1, d=2) }", "has no parameter `d`"),
-        ("network n { input 3x8x8\n repeat 0 { relu } }", "positive integer"),
+        ("network n { input 3x8x8\n repeat -1 { relu } }", "whole number ≥ 0"),
         ("network n { input 3x8x8\n highway { relu } }", "needs a gate"),
         ("network n { input 3x8x8\n conv 3x3 4 padding=1 }", "conv has no argument `padding`"),
         ("network n { input 3x8x8\n conv 3x3 (4 // 0) }", "division by zero"),
@@ -143,3 +143,11 @@ def test_use_resolution_and_cycles(tmp_path):
     (lib / "b.cnn").write_text('use "a.cnn"\nblock b() { sigmoid }\n')
     with pytest.raises(CompileError, match="`use` cycle: a.cnn -> b.cnn -> a.cnn"):
         cnndsl.compile_file(main)
+
+
+def test_repeat_zero_passes_the_input_through():
+    net = compile_text("network n(k = 0) {\n input 3x8x8\n repeat k { conv 3x3 3 pad=1 }\n relu\n}")
+    assert names(net) == ["input", "relu1"]
+    resnet8 = cnndsl.compile_file("zoo/resnet_cifar.cnn", set={"n": 1})
+    # 464 (stem) + 4,672 + 13,952 + 55,552 (one basic block a stage) + 650 (fc)
+    assert resnet8.summary().params == 75_290

@@ -456,8 +456,8 @@ class Elaborator:
         if len(positional) != 1 or len(call.args) != 1:
             raise CompileError("`repeat` takes one count: `repeat 3 { … }`", call.span)
         count = evaluate(positional[0].value, ctx.env)
-        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-            raise CompileError(f"repeat count must be a positive integer, got {describe(count)}", positional[0].span)
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise CompileError(f"repeat count must be a whole number ≥ 0, got {describe(count)}", positional[0].span)
         if count > self.limits.max_repeat:
             raise CompileError(f"repeat {count} exceeds the limit of {self.limits.max_repeat}", positional[0].span)
         if label is not None:
@@ -468,7 +468,7 @@ class Elaborator:
         else:
             for _ in range(count):
                 flow = self._body(call.body or [], ctx, flow)
-        return self._need_flow(call, flow)
+        return self._need_flow(call, flow)  # `repeat 0` passes its input through
 
     def _construct_highway(self, call: ast.Call, ctx: Ctx, flow: str | None, label: str | None) -> str:
         x = self._need_flow(call, flow)

@@ -1,13 +1,12 @@
 """Weight import by structure: a reference model's tensors onto a compiled module.
 
-A `.cnn` file that follows a reference network computes the same layers in the same order,
-so the layers that own tensors pair up by the order in which a forward pass first calls
-them. That order is recorded on copies of both models (hooks, train mode so auxiliary
-heads run too, no gradients); the originals are untouched. Within a paired layer the
-tensors pair by position, and every pair must agree in shape. Layers a forward pass never
-reaches are paired afterwards in registration order. Without an example input (a plain
-`state_dict` as the source), or when the call orders do not pair up, the pairing is by
-registration order.
+A `.cnn` file that follows a reference network creates the same layers in the same order,
+so the two `state_dict`s pair up in order, and every pair must agree in shape. Where a
+reference registers its layers in another order than it runs them (timm's pre-activation
+units register the projection first), the layers pair up instead by the order in which a
+forward pass first calls them: that order is recorded on copies of both models (hooks,
+train mode so auxiliary heads run too, no gradients); the originals are untouched, and
+layers a forward pass never reaches follow in registration order.
 """
 
 from __future__ import annotations
@@ -88,31 +87,41 @@ def load_weights(
     module: nn.Module,
     source: nn.Module | Mapping[str, torch.Tensor],
     example: torch.Tensor | None = None,
+    order: str = "auto",
 ) -> list[tuple[str, str]]:
     """Copy `source`'s parameters and buffers into `module`; return the (ours, theirs) name pairs.
 
-    `example` is an input batch for both models; by default one is made from the compiled
-    module's declared input shape (`module.input_shapes`). A `state_dict` source pairs by
-    registration order.
+    `order`: "registration" pairs tensors in `state_dict` order; "calls" pairs the layers in
+    the order a forward pass first calls them (on copies, with `example` or a batch made
+    from the module's declared input shape); "auto" (the default) tries registration order
+    and falls back to call order when the shapes do not pair up.
     """
+    if order not in ("auto", "registration", "calls"):
+        raise ValueError(f"order must be auto, registration or calls, got {order!r}")
     if example is None and getattr(module, "input_shapes", None):
         example = torch.randn(2, *module.input_shapes[0])
-    by_registration = (
-        _tensors_of(module, [n for n, _ in _owners(module)]),
-        _tensors_of(source, [n for n, _ in _owners(source)]) if isinstance(source, nn.Module)
-        else [(k, v) for k, v in source.items() if not k.endswith("num_batches_tracked")],
-    )
-    attempts = [by_registration]
-    if isinstance(source, nn.Module) and example is not None:
-        by_calls = (_tensors_of(module, _call_order(module, example)), _tensors_of(source, _call_order(source, example)))
-        attempts.insert(0, by_calls)
-    for i, (ours, theirs) in enumerate(attempts):
+    attempts = []
+    if order in ("auto", "registration"):
+        attempts.append(lambda: (
+            _tensors_of(module, [n for n, _ in _owners(module)]),
+            _tensors_of(source, [n for n, _ in _owners(source)]) if isinstance(source, nn.Module)
+            else [(k, v) for k, v in source.items() if not k.endswith("num_batches_tracked")],
+        ))
+    if order in ("auto", "calls") and isinstance(source, nn.Module) and example is not None:
+        attempts.append(lambda: (_tensors_of(module, _call_order(module, example)),
+                                 _tensors_of(source, _call_order(source, example))))
+    if not attempts:
+        raise ValueError("pairing by call order needs a reference nn.Module and an example input")
+    first_error: WeightMismatch | None = None
+    for attempt in attempts:
+        ours, theirs = attempt()
         try:
             pairs = _pair(ours, theirs)
             break
-        except WeightMismatch:
-            if i == len(attempts) - 1:
-                raise
+        except WeightMismatch as err:
+            first_error = first_error or err
+    else:
+        raise first_error
     with torch.no_grad():
         for (_, dst), (_, src) in zip(ours, theirs):
             dst.copy_(src)
