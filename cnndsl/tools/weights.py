@@ -35,6 +35,9 @@ def _owners(model: nn.Module) -> list[tuple[str, nn.Module]]:
 def _call_order(model: nn.Module, example: torch.Tensor) -> list[str]:
     """Names of the tensor-owning submodules, in the order a forward pass first calls them."""
     clone = copy.deepcopy(model).train()
+    for mod in clone.modules():  # batch statistics of a 1x1 map would fail on a small batch
+        if isinstance(mod, nn.modules.batchnorm._BatchNorm):
+            mod.eval()
     owners = dict((id(m), n) for n, m in _owners(clone))
     order: list[str] = []
     handles = []

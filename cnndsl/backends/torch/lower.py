@@ -65,6 +65,8 @@ def _pool(fn, global_fn):
     def build(attrs, ins, out):
         if attrs["kernel"] == "global":
             return Fn(global_fn, {"output_size": 1})
+        if attrs["adaptive"]:
+            return Fn(global_fn, {"output_size": attrs["kernel"]})
         kwargs = {"kernel_size": attrs["kernel"], "stride": attrs["stride"], "padding": attrs["pad"],
                   "ceil_mode": attrs["ceil"]}
         if "count_pad" in attrs and not attrs["count_pad"]:

@@ -33,6 +33,12 @@ _window.symbols = ("global",)  # type: ignore[attr-defined]
 
 def _make(name: str, doc: str, extra: tuple[ParamSpec, ...] = ()) -> OpDef:
     def finalize(attrs: Attrs) -> Attrs:
+        if attrs["adaptive"] and attrs["kernel"] != "global":
+            if attrs["stride"] is not None or attrs["pad"] != (0, 0) or attrs["ceil"]:
+                raise ArgError(f"{name}: an adaptive pooling takes its output size only (no stride, pad or ceil)",
+                               param="adaptive")
+            attrs["stride"] = attrs["kernel"]
+            return attrs
         if attrs["kernel"] == "global":
             attrs["stride"], attrs["pad"] = (1, 1), (0, 0)
             return attrs
@@ -49,6 +55,8 @@ def _make(name: str, doc: str, extra: tuple[ParamSpec, ...] = ()) -> OpDef:
         c, h, w = require_map(name, ins)
         if attrs["kernel"] == "global":
             return (c, 1, 1)
+        if attrs["adaptive"]:
+            return (c, *attrs["kernel"])
         (kh, kw), (sh, sw), (ph, pw) = attrs["kernel"], attrs["stride"], attrs["pad"]
         ceil = attrs["ceil"]
         oh, ow = conv_out(h, kh, sh, ph, ph, 1, ceil), conv_out(w, kw, sw, pw, pw, 1, ceil)
@@ -68,6 +76,7 @@ def _make(name: str, doc: str, extra: tuple[ParamSpec, ...] = ()) -> OpDef:
                 ParamSpec("stride", pos_pair, None, doc="defaults to the window size"),
                 ParamSpec("pad", padding, (0, 0)),
                 ParamSpec("ceil", boolean, False, doc="round the output size up (Caffe)"),
+                ParamSpec("adaptive", boolean, False, doc="the size is the output grid (PyTorch's adaptive pooling)"),
                 *extra,
             ),
             shape=shape,
@@ -76,10 +85,12 @@ def _make(name: str, doc: str, extra: tuple[ParamSpec, ...] = ()) -> OpDef:
     )
 
 
-MAXPOOL = _make("maxpool", "max pooling: `maxpool 3x3 /2 pad=1 ceil=true`, `maxpool global`")
+MAXPOOL = _make("maxpool", "max pooling: `maxpool 3x3 /2 pad=1 ceil=true`, `maxpool global`, "
+                "`maxpool 4x4 adaptive=true` (a 4x4 output whatever the input)")
 AVGPOOL = _make(
     "avgpool",
     "average pooling: `avgpool 5x5 /3`, `avgpool global` (global average pooling), "
+    "`avgpool 4x4 adaptive=true` (a 4x4 output whatever the input), "
     "`count_pad=false` leaves the padding out of the average",
     (ParamSpec("count_pad", boolean, True, doc="count padded zeros in the average (PyTorch's count_include_pad)"),),
 )
