@@ -1,0 +1,61 @@
+"""The zoo's table: each file (with its overrides) beside the parameter count it must give
+and what it was checked against. `tests/test_zoo_table.py` checks every row through the CLI;
+`docs/gen_zoo.py` renders `docs/ZOO.md` from these rows and from the files themselves."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class Row(NamedTuple):
+    file: str
+    params: int
+    checked: str
+    set: dict | None = None
+
+
+TV, TIMM = "outputs equal torchvision", "outputs equal timm"
+ROWS = [
+    Row("lenet5.cnn", 60_840, "the paper's per-layer params and connections (60,000 trainable + 840 fixed)"),
+    Row("alexnet.cnn", 60_965_224, "the seeds' per-layer params"),
+    Row("variants/alexnet_torchvision.cnn", 61_100_840, f"{TV} `alexnet`"),
+    Row("zfnet.cnn", 62_357_608, "the paper's map sizes 110/55/26/13/6"),
+    Row("vgg11.cnn", 132_863_336, f"{TV} `vgg11`"),
+    Row("vgg11_lrn.cnn", 132_863_336, "count (configuration A-LRN)"),
+    Row("vgg13.cnn", 133_047_848, "torchvision `vgg13`'s tensor shapes"),
+    Row("vgg16_c.cnn", 133_638_952, "count (configuration C)"),
+    Row("vgg16.cnn", 138_357_544, f"{TV} `vgg16`"),
+    Row("vgg19.cnn", 143_667_240, f"{TV} `vgg19`"),
+    Row("nin_cifar10.cnn", 966_986, "count; one training step lowers the loss"),
+    Row("nin_imagenet.cnn", 7_595_176, "count"),
+    Row("googlenet.cnn", 13_378_280, "the paper's table: every module's output size and filter counts "
+        "(6,998,552 on the main path)"),
+    Row("variants/googlenet_torchvision.cnn", 13_004_888, f"{TV} `googlenet`, aux heads included"),
+    Row("inception_v2.cnn", 25_954_248, "the paper's grid sizes 149/147/73/71/35/17/8 and channels"),
+    Row("inception_v3.cnn", 27_161_264, f"{TV} `inception_v3` (23,834,568 without the aux head)"),
+    Row("inception_v4.cnn", 42_679_816, f"{TIMM} `inception_v4`"),
+    Row("inception_resnet_v1.cnn", 22_756_328, "count; the paper's grids"),
+    Row("inception_resnet_v2.cnn", 55_843_464, f"{TIMM} `inception_resnet_v2`"),
+    Row("highway_fc.cnn", 85_660, "a hand-written PyTorch highway network; one training step lowers the loss"),
+    Row("highway_cifar.cnn", 869_578, "a hand-written PyTorch highway network"),
+    Row("resnet18.cnn", 11_689_512, f"{TV} `resnet18`; 1.81 GMACs"),
+    Row("resnet34.cnn", 21_797_672, f"{TV} `resnet34`; 3.66 GMACs"),
+    Row("resnet50.cnn", 25_557_032, f"{TV} `resnet50`; 4.09 GMACs (3.86 with `v1=1`)"),
+    Row("resnet101.cnn", 44_549_160, f"{TV} `resnet101`; 7.80 GMACs (7.57 with `v1=1`)"),
+    Row("resnet152.cnn", 60_192_808, f"{TV} `resnet152`; 11.51 GMACs (11.28 with `v1=1`)"),
+    Row("plain18.cnn", 11_515_688, "count"),
+    Row("plain34.cnn", 21_623_848, "count"),
+    *[Row("resnet_cifar.cnn", p, f"count (ResNet-{6 * n + 2})" + ("; one training step lowers the loss" if n == 3 else ""),
+          {"n": n})
+      for n, p in [(3, 269_722), (5, 464_154), (7, 658_586), (9, 853_018), (18, 1_727_962), (200, 19_421_274)]],
+    *[Row("plain_cifar.cnn", p, f"count (plain-{6 * n + 2})", {"n": n}) for n, p in [(3, 269_722), (9, 853_018)]],
+    Row("preact_resnet18.cnn", 11_687_720, f"{TIMM} `resnetv2_18`"),
+    Row("preact_resnet34.cnn", 21_795_880, f"{TIMM} `resnetv2_34`"),
+    Row("preact_resnet50.cnn", 25_549_352, f"{TIMM} `resnetv2_50`"),
+    Row("preact_resnet101.cnn", 44_541_480, f"{TIMM} `resnetv2_101`"),
+    Row("preact_resnet152.cnn", 60_185_128, f"{TIMM} `resnetv2_152`"),
+    Row("preact_resnet_cifar.cnn", 1_703_258, "count (depth 164)"),
+    Row("preact_resnet_cifar.cnn", 10_327_706, "count (depth 1001)", {"depth": 1001}),
+    Row("squeezenet1_0.cnn", 1_248_424, f"{TV} `squeezenet1_0`"),
+    Row("squeezenet1_1.cnn", 1_235_496, f"{TV} `squeezenet1_1`"),
+]
