@@ -145,6 +145,7 @@ def test_zfnet_feature_map_sizes():
 OUTPUTS = [
     ("variants/alexnet_torchvision", "alexnet", 2),
     ("vgg11", "vgg11", 1),
+    ("vgg13", "vgg13", 1),
     ("vgg19", "vgg19", 1),
     ("squeezenet1_0", "squeezenet1_0", 2),
     ("squeezenet1_1", "squeezenet1_1", 2),

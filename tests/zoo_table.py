@@ -22,7 +22,7 @@ ROWS = [
     Row("zfnet.cnn", 62_357_608, "the paper's map sizes 110/55/26/13/6"),
     Row("vgg11.cnn", 132_863_336, f"{TV} `vgg11`"),
     Row("vgg11_lrn.cnn", 132_863_336, "count (configuration A-LRN)"),
-    Row("vgg13.cnn", 133_047_848, "torchvision `vgg13`'s tensor shapes"),
+    Row("vgg13.cnn", 133_047_848, f"{TV} `vgg13`"),
     Row("vgg16_c.cnn", 133_638_952, "count (configuration C)"),
     Row("vgg16.cnn", 138_357_544, f"{TV} `vgg16`"),
     Row("vgg19.cnn", 143_667_240, f"{TV} `vgg19`"),
