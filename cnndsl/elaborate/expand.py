@@ -12,14 +12,14 @@ which is a side branch: it is bound to a name or made an `output`, and the flow 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import networkx as nx
 
 import cnndsl.ir.ops  # noqa: F401  (registers the ops)
-from cnndsl.diagnostics import CompileError, Span, did_you_mean
+from cnndsl.diagnostics import CompileError, Diagnostic, Span, did_you_mean
+from cnndsl.elaborate.constructs import ERROR, Constructs
 from cnndsl.elaborate.loader import Program
 from cnndsl.elaborate.scope import RefValue, Scope, evaluate
 from cnndsl.ir.graph import new_graph
@@ -51,6 +51,11 @@ class Limits:
     max_nodes: int = 200_000
     max_repeat: int = 10_000
     max_depth: int = 100
+    max_errors: int = 50
+
+
+class Fatal(CompileError):
+    """An error after which elaboration stops (a resource limit): nothing after it is trustworthy."""
 
 
 @dataclass
@@ -68,11 +73,20 @@ class Ctx:
         return Ctx(self.env, self.values, scope, self.stack, self.outputs, self.inputs)
 
 
-class Elaborator:
+class Elaborator(Constructs):
+    """Builds the IR of a program's network; collects every independent error on the way.
+
+    A statement that fails is recorded and its value becomes `ERROR`; layers built on an
+    `ERROR` are not checked (their shapes are unknown), so one mistake gives one message,
+    while mistakes in independent statements are all reported.
+    """
+
     def __init__(self, program: Program, limits: Limits | None = None) -> None:
         self.program = program
         self.limits = limits or Limits()
         self.graph: nx.MultiDiGraph | None = None
+        self.errors: list[Diagnostic] = []
+        self._calls: list[tuple[str, Span]] = []  # the block calls being expanded, outermost first
 
     # ---- entry point ------------------------------------------------------------------
 
@@ -100,6 +114,8 @@ class Elaborator:
         self._input_override = input_shape
         ctx = Ctx(env, {}, Scope(""), (), [], [])
         flow = self._body(net.body, ctx, None)
+        if self.errors:
+            raise CompileError(self.errors)
         outputs = ctx.outputs or ([flow] if flow is not None else [])
         if not ctx.inputs:
             raise CompileError(f"network `{net.name}` has no input", net.span, hint="start the body with `input CxHxW`")
@@ -132,8 +148,31 @@ class Elaborator:
 
     def _body(self, stmts: list[ast.Stmt], ctx: Ctx, flow: str | None) -> str | None:
         for stmt in stmts:
-            flow = self._stmt(stmt, ctx, flow)
+            try:
+                flow = self._stmt(stmt, ctx, flow)
+            except Fatal:
+                raise
+            except CompileError as err:
+                self._record(err)
+                if isinstance(stmt, ast.ChainStmt):
+                    if stmt.bind is not None:
+                        ctx.values[stmt.bind] = ERROR
+                    if stmt.source is None:
+                        flow = ERROR
+                elif isinstance(stmt, ast.InputStmt):
+                    flow = ERROR
         return flow
+
+    def _record(self, err: CompileError) -> None:
+        """Keep an error (with the chain of block calls that led to it) and carry on."""
+        for diag in err.diagnostics:
+            if any(d.message == diag.message and d.span == diag.span for d in self.errors):
+                continue  # the same mistake met again through another call of its block
+            for name, span in reversed(self._calls):
+                diag.notes.append(f"in block `{name}` called at {span}")
+            self.errors.append(diag)
+        if len(self.errors) >= self.limits.max_errors:
+            raise Fatal(self.errors + [Diagnostic(f"too many errors ({len(self.errors)}); stopping here")])
 
     def _stmt(self, stmt: ast.Stmt, ctx: Ctx, flow: str | None) -> str | None:
         if isinstance(stmt, ast.InputStmt):
@@ -189,7 +228,7 @@ class Elaborator:
 
     def _call(self, call: ast.Call, ctx: Ctx, flow: str | None) -> str:
         if len(ctx.stack) > self.limits.max_depth:
-            raise CompileError(f"blocks nest deeper than {self.limits.max_depth} levels", call.span)
+            raise Fatal(f"blocks nest deeper than {self.limits.max_depth} levels (the depth limit)", call.span)
         if call.repeat < 1:
             raise CompileError(f"repetition x{call.repeat}: the count must be at least 1", call.span)
         if call.repeat > self.limits.max_repeat:
@@ -313,206 +352,21 @@ class Elaborator:
             raise CompileError(f"`{call.name}` has no input: nothing comes before it", call.span)
         scope = Scope(ctx.scope.child(call.name, label, call.span))
         inner = Ctx(env, {}, scope, (*ctx.stack, call.name), None, ctx.inputs)
+        self._calls.append((call.name, call.span))
         try:
             out = self._body(block.body, inner, flow)
-        except CompileError as err:
-            err.diagnostics[0].notes.append(f"in block `{call.name}` called at {call.span}")
-            raise
+        finally:
+            self._calls.pop()
         return out if out is not None else flow
-
-    # ---- constructs -------------------------------------------------------------------
-
-    def _split(self, call: ast.Call, special: str) -> tuple[list[ast.Stmt], list[ast.Call]]:
-        """Separate `shortcut { … }` / `gate { … }` statements from a construct's body."""
-        plain, found = [], []
-        for stmt in call.body or []:
-            if isinstance(stmt, ast.ChainStmt) and len(stmt.items) == 1 and stmt.items[0].name == special \
-                    and stmt.items[0].body is not None and stmt.bind is None and stmt.source is None:
-                found.append(stmt.items[0])
-            else:
-                plain.append(stmt)
-        if len(found) > 1:
-            raise CompileError(f"a construct may have only one `{special} {{ … }}`", found[1].span)
-        return plain, found
-
-    def _construct_args(self, call: ast.Call, ctx: Ctx, allowed: dict[str, tuple[str, ...]]) -> dict[str, tuple[Any, Span]]:
-        out: dict[str, tuple[Any, Span]] = {}
-        for arg in call.args:
-            if arg.name is None or arg.name not in allowed:
-                what = f"argument `{arg.name}`" if arg.name else "positional arguments"
-                opts = ", ".join(f"{k}=" for k in allowed) or "no arguments"
-                raise CompileError(f"`{call.name}` takes no {what}", arg.span, hint=f"`{call.name}` takes {opts}")
-            out[arg.name] = (evaluate(arg.value, ctx.env, allowed[arg.name]), arg.span)
-        return out
-
-    def _need_flow(self, call: ast.Call, flow: str | None) -> str:
-        if flow is None:
-            raise CompileError(f"`{call.name}` has no input: nothing comes before it", call.span)
-        return flow
-
-    def _construct_residual(self, call: ast.Call, ctx: Ctx, flow: str | None, label: str | None) -> str:
-        x = self._need_flow(call, flow)
-        args = self._construct_args(call, ctx, {"shortcut": ("identity", "project", "zeropad"), "scale": ()})
-        body, explicit = self._split(call, "shortcut")
-        inner = ctx if label is None else ctx.nested(Scope(ctx.scope.child("residual", label, call.span)))
-        kind, kind_span = args.get("shortcut", ("identity", call.span))
-        if explicit and "shortcut" in args:
-            raise CompileError("give the shortcut either as `shortcut=…` or as `shortcut { … }`, not both", kind_span)
-        # layers are created in source order: a `shortcut { … }` written first is built first
-        first = bool(explicit) and isinstance(call.body[0], ast.ChainStmt) and call.body[0].items[0] is explicit[0]
-        short = self._explicit_shortcut(explicit[0], inner, x) if first else None
-        out = self._body(body, inner, x)
-        if out is None or out == x:
-            raise CompileError("`residual { … }` needs at least one layer in its body", call.span)
-        if explicit:
-            short = short or self._explicit_shortcut(explicit[0], inner, x)
-            what = "the shortcut"
-        elif kind == "identity":
-            short, what = x, "the identity shortcut"
-        elif kind == "project":
-            short, what = self._projection(x, out, inner, call.span), "the projection shortcut"
-        elif kind == "zeropad":
-            short, what = self._zeropad(x, out, inner, call.span), "the zero-padding shortcut"
-        else:
-            raise CompileError(f"residual: shortcut must be identity, project or zeropad, got {describe(kind)}", kind_span)
-        g = self.graph
-        a, b = g.nodes[out]["shape"], g.nodes[short]["shape"]
-        if a != b:
-            span = kind_span if not explicit else explicit[0].span
-            origin = g.nodes[out]
-            hint = None
-            if kind == "identity" and not explicit:
-                hint = "use `shortcut=project` to add a 1x1 projection (Wx), or `shortcut=zeropad`"
-            raise CompileError(
-                f"residual add needs equal shapes, got {fmt_shape(a)} (from {out} at {origin['span'].short()}) "
-                f"and {fmt_shape(b)} ({what})",
-                span,
-                hint=hint,
-            )
-        scale = 1.0
-        if "scale" in args:
-            value, span = args["scale"]
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise CompileError(f"residual: scale must be a number, got {describe(value)}", span)
-            scale = float(value)
-        name = inner.scope.child("add", None, call.span)
-        return self._add("add", {"scale": scale}, [out, short], name, call.span)
-
-    def _explicit_shortcut(self, sc_call: ast.Call, ctx: Ctx, x: str) -> str:
-        self._construct_args(sc_call, ctx, {})
-        scope = Scope(ctx.scope.child("shortcut", sc_call.label, sc_call.span))
-        return self._body(sc_call.body or [], ctx.nested(scope), x) or x
-
-    def _projection(self, x: str, out: str, ctx: Ctx, span: Span) -> str:
-        """The Wx shortcut: a 1x1 convolution (stride from the grids) and batch norm."""
-        xs, ys = self.graph.nodes[x]["shape"], self.graph.nodes[out]["shape"]
-        if len(xs) != 3 or len(ys) != 3:
-            raise CompileError("a projection shortcut needs feature maps on both sides", span)
-        stride = (max(1, math.ceil(xs[1] / ys[1])), max(1, math.ceil(xs[2] / ys[2])))
-        scope = Scope(ctx.scope.child("shortcut", None, span))
-        conv = REGISTRY["conv"].bind([(1, 1), ys[0]], {"stride": stride, "bias": False})
-        c = self._add("conv", conv, [x], scope.child("conv", None, span), span)
-        return self._add("bn", REGISTRY["bn"].bind([], {}), [c], scope.child("bn", None, span), span)
-
-    def _zeropad(self, x: str, out: str, ctx: Ctx, span: Span) -> str:
-        xs, ys = self.graph.nodes[x]["shape"], self.graph.nodes[out]["shape"]
-        if len(xs) != 3 or len(ys) != 3:
-            raise CompileError("a zero-padding shortcut needs feature maps on both sides", span)
-        stride = (max(1, math.ceil(xs[1] / ys[1])), max(1, math.ceil(xs[2] / ys[2])))
-        attrs = REGISTRY["zeropad"].bind([], {"out": ys[0], "stride": stride})
-        return self._add("zeropad", attrs, [x], ctx.scope.child("shortcut", None, span), span)
-
-    def _construct_concat(self, call: ast.Call, ctx: Ctx, flow: str | None, label: str | None) -> str:
-        x = self._need_flow(call, flow)
-        self._construct_args(call, ctx, {})
-        inner = ctx if label is None else ctx.nested(Scope(ctx.scope.child("concat", label, call.span)))
-        outs = []
-        for stmt in call.body or []:
-            if isinstance(stmt, (ast.InputStmt, ast.OutputStmt)):
-                raise CompileError("a concat branch must be a chain of layers", stmt.span)
-            out = self._stmt(stmt, inner, x)
-            outs.append(out)
-        if len(outs) < 2:
-            raise CompileError(f"concat needs two or more branches, got {len(outs)}", call.span,
-                               hint="write one branch a line inside `concat { … }`")
-        name = inner.scope.child("concat", None, call.span)
-        return self._add("concat", {}, outs, name, call.span)
-
-    def _construct_branch(self, call: ast.Call, ctx: Ctx, flow: str | None, label: str | None) -> str:
-        x = self._need_flow(call, flow)
-        self._construct_args(call, ctx, {})
-        scope = Scope(ctx.scope.child("branch", label, call.span))
-        out = self._body(call.body or [], ctx.nested(scope), x)
-        return out if out is not None else x
-
-    def _construct_seq(self, call: ast.Call, ctx: Ctx, flow: str | None, label: str | None) -> str:
-        self._construct_args(call, ctx, {})
-        scope = Scope(ctx.scope.child("seq", label, call.span), numbered=True)
-        out = self._body(call.body or [], ctx.nested(scope), flow)
-        return self._need_flow(call, out)
-
-    def _construct_repeat(self, call: ast.Call, ctx: Ctx, flow: str | None, label: str | None) -> str:
-        positional = [a for a in call.args if a.name is None]
-        if len(positional) != 1 or len(call.args) != 1:
-            raise CompileError("`repeat` takes one count: `repeat 3 { … }`", call.span)
-        count = evaluate(positional[0].value, ctx.env)
-        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-            raise CompileError(f"repeat count must be a whole number ≥ 0, got {describe(count)}", positional[0].span)
-        if count > self.limits.max_repeat:
-            raise CompileError(f"repeat {count} exceeds the limit of {self.limits.max_repeat}", positional[0].span)
-        if label is not None:
-            outer = Scope(ctx.scope.child("repeat", label, call.span), numbered=True)
-            for _ in range(count):
-                scope = Scope(outer.child("", None, call.span))
-                flow = self._body(call.body or [], ctx.nested(scope), flow)
-        else:
-            for _ in range(count):
-                flow = self._body(call.body or [], ctx, flow)
-        return self._need_flow(call, flow)  # `repeat 0` passes its input through
-
-    def _construct_highway(self, call: ast.Call, ctx: Ctx, flow: str | None, label: str | None) -> str:
-        x = self._need_flow(call, flow)
-        self._construct_args(call, ctx, {})
-        body, gates = self._split(call, "gate")
-        if not gates:
-            raise CompileError("`highway { … }` needs a gate: `gate bias=-2 { conv 3x3 C -> sigmoid }`", call.span)
-        inner = ctx if label is None else ctx.nested(Scope(ctx.scope.child("highway", label, call.span)))
-        h = self._body(body, inner, x)
-        if h is None or h == x:
-            raise CompileError("`highway { … }` needs a transform H(x): at least one layer besides the gate", call.span)
-        gate = gates[0]
-        gargs = self._construct_args(gate, inner, {"bias": ()})
-        scope = Scope(inner.scope.child("gate", gate.label, gate.span))
-        t = self._body(gate.body or [], inner.nested(scope), x)
-        if t is None or t == x:
-            raise CompileError("`gate { … }` needs at least one layer", gate.span)
-        if "bias" in gargs:
-            self._set_gate_bias(t, gargs["bias"], gate)
-        name = inner.scope.child("highway", None, call.span)
-        return self._add("highway", {}, [h, t, x], name, call.span)
-
-    def _set_gate_bias(self, t: str, bias: tuple[Any, Span], gate: ast.Call) -> None:
-        """Initialise the bias of the gate's last conv/fc (negative: carry x at first)."""
-        value, span = bias
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise CompileError(f"gate: bias must be a number, got {describe(value)}", span)
-        node = t
-        while self.graph.nodes[node]["op"] not in ("conv", "fc"):
-            preds = list(self.graph.predecessors(node))
-            if len(preds) != 1:
-                raise CompileError("gate bias=…: the gate has no conv or fc layer to initialise", span)
-            node = preds[0]
-        attrs = self.graph.nodes[node]["attrs"]
-        if not attrs.get("bias", True):
-            raise CompileError("gate bias=…: the gate's last layer has bias=false", span)
-        attrs["bias_init"] = float(value)
 
     # ---- graph building ---------------------------------------------------------------
 
     def _add(self, op: str, attrs: dict[str, Any], inputs: list[str], name: str, span: Span) -> str:
         g = self.graph
         if g.number_of_nodes() >= self.limits.max_nodes:
-            raise CompileError(f"the network exceeds {self.limits.max_nodes} layers (the node limit)", span)
+            raise Fatal(f"the network exceeds {self.limits.max_nodes} layers (the node limit)", span)
+        if ERROR in inputs:
+            return ERROR
         shapes = [g.nodes[i]["shape"] for i in inputs]
         try:
             shape = REGISTRY[op].shape(attrs, shapes)

@@ -12,7 +12,7 @@ from pathlib import Path
 from lark import Lark, Transformer, v_args
 from lark.exceptions import UnexpectedInput, VisitError
 
-from cnndsl.diagnostics import CompileError, Span
+from cnndsl.diagnostics import CompileError, Diagnostic, Span
 from cnndsl.syntax import ast
 from cnndsl.syntax.errors import syntax_error
 
@@ -198,21 +198,55 @@ class _ToAst(Transformer):
         return module
 
 
+MAX_SYNTAX_ERRORS = 20
+
+
 def parse(text: str, file: str = "<string>") -> ast.Module:
-    """Parse a whole `.cnn` source into an `ast.Module`; raise `CompileError` on bad syntax."""
+    """Parse a whole `.cnn` source into an `ast.Module`; raise `CompileError` on bad syntax.
+
+    After a syntax error the parser recovers by blanking the rest of the offending line
+    (brackets kept, so nesting survives) and parsing again, so one run reports the
+    independent mistakes of a file, each at its own place.
+    """
     source = text if text.endswith("\n") else text + "\n"
-    try:
-        tree = _lark().parse(source, start="start")
-    except UnexpectedInput as exc:
-        raise syntax_error(file, exc, source) from None
-    except RecursionError:
-        raise CompileError("the program nests too deeply to parse", Span(file, 1, 1)) from None
+    errors: list[Diagnostic] = []
+    attempt = source
+    while True:
+        try:
+            tree = _lark().parse(attempt, start="start")
+            break
+        except UnexpectedInput as exc:
+            err = syntax_error(file, exc, attempt)
+            errors.extend(err.diagnostics)
+            attempt, progressed = _blank_rest_of_line(attempt, exc)
+            if not progressed or len(errors) >= MAX_SYNTAX_ERRORS:
+                raise CompileError(errors) from None
+        except RecursionError:
+            raise CompileError("the program nests too deeply to parse", Span(file, 1, 1)) from None
+    if errors:
+        raise CompileError(errors)
     try:
         return _ToAst(file).transform(tree)
     except VisitError as exc:
         if isinstance(exc.orig_exc, CompileError):
             raise exc.orig_exc from None
         raise
+
+
+def _blank_rest_of_line(text: str, exc: UnexpectedInput) -> tuple[str, bool]:
+    """Blank from the error to the end of its line, keeping brackets; (new text, changed?)."""
+    token = getattr(exc, "token", None)
+    if token is not None and token.type in ("$END", "RBRACE", "RPAR", "LBRACE", "LPAR"):
+        return text, False
+    pos = getattr(exc, "pos_in_stream", None)
+    if pos is None or not 0 <= pos < len(text):
+        return text, False
+    if token is None:  # a bad character: blank just that one
+        return text[:pos] + " " + text[pos + 1 :], text[pos] not in "\n"
+    end = text.find("\n", pos)
+    end = len(text) if end == -1 else end
+    blanked = "".join(c if c in "{}()" else " " for c in text[pos:end])
+    return text[:pos] + blanked + text[end:], blanked != text[pos:end]
 
 
 def parse_expr(text: str, file: str = "<command line>") -> ast.Expr:
