@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 
-from cnndsl.diagnostics import CompileError
+from cnndsl.diagnostics import CompileError, Diagnostic, is_silenced
 from cnndsl.elaborate.expand import Limits, elaborate
 from cnndsl.elaborate.loader import load_program
 from cnndsl.ir import graph as ir_graph
+from cnndsl.ir.lint import lint
 from cnndsl.tools.summary import Summary, summarize
 
 if TYPE_CHECKING:  # the torch backend is imported only when a module is asked for
@@ -25,6 +26,7 @@ class Network:
 
     graph: nx.MultiDiGraph
     sources: dict[str, str] = field(default_factory=dict)
+    warnings: list[Diagnostic] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -91,7 +93,8 @@ def compile_source(
     except CompileError as err:
         err.sources = {**sources, **err.sources}
         raise
-    return Network(graph, program.sources)
+    warnings = [w for w in lint(graph) if not is_silenced(w, program.sources)]
+    return Network(graph, program.sources, warnings)
 
 
 def compile_file(

@@ -31,6 +31,8 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="override the network's input shape, e.g. --input 3x32x32")
     p.add_argument("--path", metavar="DIR", action="append", default=[],
                    help="a directory to search for `use` libraries (also: CNNDSL_PATH)")
+    p.add_argument("--no-warnings", action="store_true",
+                   help="do not print warnings (one line: `# cnndsl: ignore` or `# cnndsl: ignore[code]`)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,7 +76,10 @@ def _version() -> str:
 
 
 def _compile(args: argparse.Namespace, file: str) -> Network:
-    return compile_file(file, set=args.overrides, input=args.input, search=args.path)
+    net = compile_file(file, set=args.overrides, input=args.input, search=args.path)
+    if net.warnings and not args.no_warnings:
+        print("\n".join(w.render(net.sources) for w in net.warnings), file=sys.stderr)
+    return net
 
 
 def _write(text: str, path: str | None) -> None:

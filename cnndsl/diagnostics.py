@@ -41,6 +41,7 @@ class Diagnostic:
     hint: str | None = None
     severity: str = "error"
     notes: list[str] = field(default_factory=list)
+    code: str | None = None  # a warning's kind, for `# cnndsl: ignore[code]`
 
     def render(self, sources: dict[str, str] | None = None) -> str:
         """Render as `file:line:col: error: message`, the source line, a caret and the hint."""
@@ -134,6 +135,18 @@ class CompileError(Exception):
     def __str__(self) -> str:
         d = self.first
         return f"{d.span}: {d.message}" if d.span else d.message
+
+
+def is_silenced(diag: Diagnostic, sources: dict[str, str]) -> bool:
+    """True when the diagnostic's line carries `# cnndsl: ignore` (or `ignore[its code]`)."""
+    text = _source_line(diag.span, sources)
+    if text is None or "# cnndsl: ignore" not in text:
+        return False
+    rest = text.split("# cnndsl: ignore", 1)[1]
+    if not rest.startswith("["):
+        return True
+    codes = rest[1:].split("]", 1)[0]
+    return diag.code in {c.strip() for c in codes.split(",")}
 
 
 def did_you_mean(name: str, candidates: list[str] | set[str]) -> str | None:
