@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +59,18 @@ def parse_overrides(items: dict[str, Any] | list[str] | None) -> dict[str, str]:
             raise CompileError(f"--set {item!r}: expected NAME=VALUE, e.g. --set classes=10")
         out[key.strip()] = value.strip()
     return out
+
+
+def parse_limits(items: list[str] | None) -> Limits:
+    """`["nodes=100000"]` → `Limits(nodes=100000)`."""
+    limits = Limits()
+    names = [f.name for f in fields(Limits)]
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or key.strip() not in names or not value.strip().isdigit():
+            raise CompileError(f"--limit {item!r}: expected NAME=N with NAME one of {', '.join(names)}")
+        setattr(limits, key.strip(), int(value))
+    return limits
 
 
 def parse_input_shape(spec: str | tuple[int, ...] | list[int] | None) -> tuple[int, ...] | None:

@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from cnndsl.api import Network, compile_file
+from cnndsl.api import Network, compile_file, parse_limits
 from cnndsl.diagnostics import CompileError
 from cnndsl.ir.graph import dumps
 
@@ -31,6 +31,8 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="override the network's input shape, e.g. --input 3x32x32")
     p.add_argument("--path", metavar="DIR", action="append", default=[],
                    help="a directory to search for `use` libraries (also: CNNDSL_PATH)")
+    p.add_argument("--limit", metavar="NAME=N", action="append", default=[],
+                   help="raise a resource limit: nodes, repeat, depth, errors, number (e.g. --limit nodes=100000)")
     p.add_argument("--no-warnings", action="store_true",
                    help="do not print warnings (one line: `# cnndsl: ignore` or `# cnndsl: ignore[code]`)")
 
@@ -76,7 +78,7 @@ def _version() -> str:
 
 
 def _compile(args: argparse.Namespace, file: str) -> Network:
-    net = compile_file(file, set=args.overrides, input=args.input, search=args.path)
+    net = compile_file(file, set=args.overrides, input=args.input, search=args.path, limits=parse_limits(args.limit))
     if net.warnings and not args.no_warnings:
         print("\n".join(w.render(net.sources) for w in net.warnings), file=sys.stderr)
     return net

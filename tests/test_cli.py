@@ -139,3 +139,13 @@ def test_console_script_runs():
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "cnndsl.cli"]
     result = subprocess.run([*cmd, "check", str(ZOO / "resnet50.cnn")], capture_output=True, text=True)
     assert result.returncode == 0 and "25,557,032 params" in result.stdout
+
+
+def test_limit_flag(tmp_path, capsys):
+    f = tmp_path / "big.cnn"
+    f.write_text("network n { input 3x8x8\n repeat 300 { repeat 300 { relu } } }\n")
+    assert main(["check", str(f)]) == 1
+    assert "raise it with --limit nodes=N" in capsys.readouterr().err
+    assert main(["check", str(f), "--limit", "nodes=100000"]) == 0
+    assert main(["check", str(f), "--limit", "nodez=1"]) == 1
+    assert "expected NAME=N with NAME one of nodes, repeat" in capsys.readouterr().err

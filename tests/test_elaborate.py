@@ -119,7 +119,7 @@ def test_highway_gate_bias():
         ("network n { input 3x8x8\n concat { relu } }", "two or more branches"),
         ("block b() { relu }", "defines no network"),
         ("network n { relu }", "has no input"),
-        ("network n { input 3x8x8\n relu x100000 }", "exceeds the limit"),
+        ("network n { input 3x8x8\n relu x100000 }", "the `repeat` limit is 10,000"),
     ],
 )
 def test_structural_errors(src, message):
@@ -151,3 +151,34 @@ def test_repeat_zero_passes_the_input_through():
     resnet8 = cnndsl.compile_file("zoo/resnet_cifar.cnn", set={"n": 1})
     # 464 (stem) + 4,672 + 13,952 + 55,552 (one basic block a stage) + 650 (fc)
     assert resnet8.summary().params == 75_290
+
+
+@pytest.mark.parametrize(
+    "src, limit, message",
+    [
+        ("network n { input 3x8x8\n repeat 300 { repeat 300 { relu } } }", "nodes", "the `nodes` limit is 20,000"),
+        ("network n { input 3x8x8\n repeat 20000 { relu } }", "repeat", "the `repeat` limit is 10,000"),
+        ("block a(k) { a(k) }\nnetwork n { input 3x8x8\n a(1) }", None, "calls itself"),
+        ("network n { input 3x8x8\n conv 1x1 (10000000 * 10000000) }", "number", "the `number` limit is 1e+12"),
+    ],
+)
+def test_resource_limits_are_named_errors(src, limit, message):
+    with pytest.raises(CompileError) as info:
+        compile_text(src)
+    assert message in info.value.render()
+
+
+def test_limits_are_configurable_and_depth_is_checked():
+    from cnndsl.elaborate.expand import Limits
+
+    deep = "".join(f"block b{i}() {{ b{i + 1}() }}\n" for i in range(30)) + "block b30() { relu }\n"
+    src = deep + "network n { input 3x8x8\n b0() }"
+    assert compile_text(src).graph.number_of_nodes() == 2
+    with pytest.raises(CompileError, match="the `depth` limit is 10"):
+        compile_text(src, limits=Limits(depth=10))
+    many = "network n { input 3x8x8\n" + "cnov 1x1 4\n" * 60 + "}"
+    with pytest.raises(CompileError) as info:
+        compile_text(many, limits=Limits(errors=5))
+    assert len(info.value.diagnostics) == 6 and "the `errors` limit is 5" in info.value.diagnostics[-1].message
+    big = "network n { input 3x8x8\n repeat 300 { repeat 300 { relu } } }"
+    assert compile_text(big, limits=Limits(nodes=100_000)).graph.number_of_nodes() == 90_001

@@ -165,8 +165,8 @@ class Constructs:
         count = evaluate(positional[0].value, ctx.env)
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
             raise CompileError(f"repeat count must be a whole number ≥ 0, got {describe(count)}", positional[0].span)
-        if count > self.limits.max_repeat:
-            raise CompileError(f"repeat {count} exceeds the limit of {self.limits.max_repeat}", positional[0].span)
+        if count > self.limits.repeat:
+            raise CompileError(self.limits.exceeded("repeat", f"repeat {count} is too long"), positional[0].span)
         if label is not None:
             outer = Scope(ctx.scope.child("repeat", label, call.span), numbered=True)
             for _ in range(count):

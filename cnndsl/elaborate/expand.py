@@ -21,7 +21,7 @@ import cnndsl.ir.ops  # noqa: F401  (registers the ops)
 from cnndsl.diagnostics import CompileError, Diagnostic, Span, did_you_mean
 from cnndsl.elaborate.constructs import ERROR, Constructs
 from cnndsl.elaborate.loader import Program
-from cnndsl.elaborate.scope import RefValue, Scope, evaluate
+from cnndsl.elaborate.scope import NUMBER_LIMIT, RefValue, Scope, evaluate
 from cnndsl.ir.graph import new_graph
 from cnndsl.ir.registry import REGISTRY, ArgError, ShapeError, describe, fmt_shape, symbols_of
 from cnndsl.syntax import ast
@@ -46,12 +46,19 @@ WORDS = tuple(sorted({w for op in REGISTRY.values() for p in op.params for w in 
 
 @dataclass
 class Limits:
-    """Resource limits that turn pathological programs into errors instead of hangs."""
+    """Resource limits that turn pathological programs into errors instead of hangs.
 
-    max_nodes: int = 200_000
-    max_repeat: int = 10_000
-    max_depth: int = 100
-    max_errors: int = 50
+    Each is named in the error it causes and can be raised (`--limit nodes=100000`).
+    """
+
+    nodes: int = 20_000  # layers in the elaborated network (ResNet-1202 has 4,208)
+    repeat: int = 10_000  # one repetition's count
+    depth: int = 100  # nested block calls
+    errors: int = 50  # errors reported before giving up
+    number: int = 10**12  # the magnitude of any number in a program
+
+    def exceeded(self, name: str, what: str) -> str:
+        return f"{what} (the `{name}` limit is {getattr(self, name):,}; raise it with --limit {name}=N)"
 
 
 class Fatal(CompileError):
@@ -171,8 +178,8 @@ class Elaborator(Constructs):
             for name, span in reversed(self._calls):
                 diag.notes.append(f"in block `{name}` called at {span}")
             self.errors.append(diag)
-        if len(self.errors) >= self.limits.max_errors:
-            raise Fatal(self.errors + [Diagnostic(f"too many errors ({len(self.errors)}); stopping here")])
+        if len(self.errors) >= self.limits.errors:
+            raise Fatal(self.errors + [Diagnostic(self.limits.exceeded("errors", "too many errors; stopping here"))])
 
     def _stmt(self, stmt: ast.Stmt, ctx: Ctx, flow: str | None) -> str | None:
         if isinstance(stmt, ast.InputStmt):
@@ -227,12 +234,12 @@ class Elaborator(Constructs):
     # ---- calls: layers, blocks, constructs --------------------------------------------
 
     def _call(self, call: ast.Call, ctx: Ctx, flow: str | None) -> str:
-        if len(ctx.stack) > self.limits.max_depth:
-            raise Fatal(f"blocks nest deeper than {self.limits.max_depth} levels (the depth limit)", call.span)
+        if len(ctx.stack) > self.limits.depth:
+            raise Fatal(self.limits.exceeded("depth", "blocks nest too deeply"), call.span)
         if call.repeat < 1:
             raise CompileError(f"repetition x{call.repeat}: the count must be at least 1", call.span)
-        if call.repeat > self.limits.max_repeat:
-            raise CompileError(f"repetition x{call.repeat} exceeds the limit of {self.limits.max_repeat}", call.span)
+        if call.repeat > self.limits.repeat:
+            raise CompileError(self.limits.exceeded("repeat", f"repetition x{call.repeat} is too long"), call.span)
         if call.repeat > 1 and call.label is not None:
             # `layer1: bottleneck(64) x3` → layer1.0, layer1.1, layer1.2
             inner = ctx.nested(Scope(ctx.scope.child("seq", call.label, call.span), numbered=True))
@@ -363,8 +370,8 @@ class Elaborator(Constructs):
 
     def _add(self, op: str, attrs: dict[str, Any], inputs: list[str], name: str, span: Span) -> str:
         g = self.graph
-        if g.number_of_nodes() >= self.limits.max_nodes:
-            raise Fatal(f"the network exceeds {self.limits.max_nodes} layers (the node limit)", span)
+        if g.number_of_nodes() >= self.limits.nodes:
+            raise Fatal(self.limits.exceeded("nodes", "the network has too many layers"), span)
         if ERROR in inputs:
             return ERROR
         shapes = [g.nodes[i]["shape"] for i in inputs]
@@ -387,4 +394,9 @@ def elaborate(
     limits: Limits | None = None,
 ) -> nx.MultiDiGraph:
     """Expand the program's network into a shape-checked IR graph."""
-    return Elaborator(program, limits).network(overrides, input_shape)
+    limits = limits or Limits()
+    token = NUMBER_LIMIT.set(limits.number)
+    try:
+        return Elaborator(program, limits).network(overrides, input_shape)
+    finally:
+        NUMBER_LIMIT.reset(token)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,7 +11,9 @@ from cnndsl.diagnostics import CompileError, Span, did_you_mean
 from cnndsl.syntax import ast
 
 CONSTANTS: dict[str, Any] = {"true": True, "false": False}
-MAX_INT = 10**12  # larger numbers are certainly a mistake, and keep arithmetic cheap
+# larger numbers are certainly a mistake, and the bound keeps arithmetic cheap; the
+# elaborator sets it from its `Limits` for the duration of one compilation
+NUMBER_LIMIT: ContextVar[int] = ContextVar("number_limit", default=10**12)
 
 
 @dataclass(frozen=True)
@@ -56,8 +59,10 @@ class Scope:
 
 
 def _check_size(value: Any, span: Span) -> Any:
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) > MAX_INT:
-        raise CompileError(f"number {value:g} is too large (the limit is {MAX_INT:g})", span)
+    limit = NUMBER_LIMIT.get()
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) > limit:
+        raise CompileError(f"number {value:g} is too large (the `number` limit is {limit:g}; "
+                           "raise it with --limit number=N)", span)
     return value
 
 
