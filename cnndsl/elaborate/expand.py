@@ -398,5 +398,9 @@ def elaborate(
     token = NUMBER_LIMIT.set(limits.number)
     try:
         return Elaborator(program, limits).network(overrides, input_shape)
+    except RecursionError:
+        module = program.module
+        raise CompileError("the program nests too deeply to elaborate", Span(module.file, 1, 1),
+                           hint="flatten deeply nested constructs, or use blocks and `repeat`") from None
     finally:
         NUMBER_LIMIT.reset(token)

@@ -230,7 +230,11 @@ def parse(text: str, file: str = "<string>") -> ast.Module:
     except VisitError as exc:
         if isinstance(exc.orig_exc, CompileError):
             raise exc.orig_exc from None
+        if isinstance(exc.orig_exc, RecursionError):
+            raise CompileError("the program nests too deeply to parse", Span(file, 1, 1)) from None
         raise
+    except RecursionError:
+        raise CompileError("the program nests too deeply to parse", Span(file, 1, 1)) from None
 
 
 def _blank_rest_of_line(text: str, exc: UnexpectedInput) -> tuple[str, bool]:
