@@ -182,3 +182,11 @@ def test_limits_are_configurable_and_depth_is_checked():
     assert len(info.value.diagnostics) == 6 and "the `errors` limit is 5" in info.value.diagnostics[-1].message
     big = "network n { input 3x8x8\n repeat 300 { repeat 300 { relu } } }"
     assert compile_text(big, limits=Limits(nodes=100_000)).graph.number_of_nodes() == 90_001
+
+
+def test_aliases_lower_as_their_op_and_labelled_construct_repeats_are_scoped():
+    net = compile_text("network n {\n input 3x8x8\n conv 3x3 4 -> batchnorm -> linear 10\n}")
+    assert [net.graph.nodes[n]["op"] for n in net.graph] == ["input", "conv", "bn", "fc"]
+    assert net.to_torch()(__import__("torch").randn(2, 3, 8, 8)).shape == (2, 10)
+    net = compile_text("network n {\n input 8x8x8\n res: residual { conv 3x3 8 pad=1 } x2\n}")
+    assert names(net)[1:] == ["res.0.conv1", "res.0.add1", "res.1.conv1", "res.1.add1"]

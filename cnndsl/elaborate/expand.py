@@ -243,8 +243,11 @@ class Elaborator(Constructs):
         if call.repeat > 1 and call.label is not None:
             # `layer1: bottleneck(64) x3` → layer1.0, layer1.1, layer1.2
             inner = ctx.nested(Scope(ctx.scope.child("seq", call.label, call.span), numbered=True))
+            construct = call.name in CONSTRUCTS and call.body is not None
             for _ in range(call.repeat):
-                flow = self._one_call(call, inner, flow, None)
+                # a construct has no name of its own: each repetition gets a scope (res.0.conv1 …)
+                each = inner.nested(Scope(inner.scope.child("", None, call.span))) if construct else inner
+                flow = self._one_call(call, each, flow, None)
             return flow
         for _ in range(call.repeat):
             flow = self._one_call(call, ctx, flow, call.label)
@@ -310,12 +313,13 @@ class Elaborator(Constructs):
         else:
             inputs = [flow]
         if op.arity is None and len(inputs) < 2:
+            body_form = " or `concat { … }` with one branch a line" if op.name == "concat" else ""
             raise CompileError(f"{call.name} joins two or more tensors, got {len(inputs)}", call.span,
-                               hint=f"name them: `{call.name} @a @b`, or use `{call.name} {{ … }}` with one branch a line")
+                               hint=f"name them: `{call.name} @a @b`{body_form}")
         if op.arity == 1 and len(inputs) != 1:
             raise CompileError(f"{call.name} takes one input, got {len(inputs)}", call.span)
-        name = ctx.scope.child(call.name, label, call.span)
-        return self._add(call.name, attrs, inputs, name, call.span)
+        name = ctx.scope.child(op.name, label, call.span)  # aliases (linear, batchnorm) name the op itself
+        return self._add(op.name, attrs, inputs, name, call.span)
 
     def _block_call(self, call: ast.Call, ctx: Ctx, flow: str | None, label: str | None) -> str:
         block = self.program.blocks[call.name]

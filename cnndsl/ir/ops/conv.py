@@ -35,7 +35,7 @@ def resolve_padding(attrs: Attrs, op: str) -> Attrs:
             raise ArgError(
                 f"{op}: pad=same needs an odd kernel (got {kh}x{kw}); the padding would be lopsided",
                 param="pad",
-                hint="give the padding explicitly, e.g. pad=(0, 1)",
+                hint="use an odd kernel, or give the padding as numbers (pad=0, pad=1, pad=(0, 1) …)",
             )
         attrs["pad"] = (spans[0] // 2, spans[1] // 2)
     return attrs
