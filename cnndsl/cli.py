@@ -8,6 +8,7 @@ Exit status: 0 on success, 1 when a program has an error (printed as
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
 
@@ -68,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", metavar="FILE")
     p.add_argument("--format", choices=["text", "json", "md"], default="text", help="output format (default: text)")
     _common(p)
+
+    for module in TOOL_COMMANDS:
+        importlib.import_module(module).add_command(sub, _common)
     return parser
 
 
@@ -75,6 +79,11 @@ def _version() -> str:
     from cnndsl import __version__
 
     return __version__
+
+
+def compile_for(args: argparse.Namespace, file: str) -> Network:
+    """Compile FILE with the common options (--set, --input, --path, --limit); print warnings."""
+    return _compile(args, file)
 
 
 def _compile(args: argparse.Namespace, file: str) -> Network:
@@ -134,11 +143,17 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 COMMANDS = {"compile": cmd_compile, "check": cmd_check, "summary": cmd_summary}
 
+# Tool commands live beside their tools: each module has `add_command(subparsers, common)`,
+# which adds a subparser and sets `run=function(args) -> exit status`. The modules import
+# torch (and friends) only inside `run`, so `--help`, `check` and `summary` stay light.
+TOOL_COMMANDS: list[str] = []
+
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        run = getattr(args, "run", None) or COMMANDS[args.command]
+        return run(args)
     except CompileError as err:
         print(err.render(), file=sys.stderr)
         n = len(err.diagnostics)
