@@ -83,10 +83,6 @@ def _version() -> str:
 
 def compile_for(args: argparse.Namespace, file: str) -> Network:
     """Compile FILE with the common options (--set, --input, --path, --limit); print warnings."""
-    return _compile(args, file)
-
-
-def _compile(args: argparse.Namespace, file: str) -> Network:
     net = compile_file(file, set=args.overrides, input=args.input, search=args.path, limits=parse_limits(args.limit))
     if net.warnings and not args.no_warnings:
         print("\n".join(w.render(net.sources) for w in net.warnings), file=sys.stderr)
@@ -101,7 +97,7 @@ def _write(text: str, path: str | None) -> None:
 
 
 def cmd_compile(args: argparse.Namespace) -> int:
-    net = _compile(args, args.file)
+    net = compile_for(args, args.file)
     if args.emit == "summary":
         _write(net.summary().render("text"), args.output)
     elif args.emit == "ir":
@@ -122,7 +118,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     errors = 0
     for file in args.files:
         try:
-            net = _compile(args, file)
+            net = compile_for(args, file)
         except CompileError as err:
             print(err.render(), file=sys.stderr)
             errors += len(err.diagnostics)
@@ -137,7 +133,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    print(_compile(args, args.file).summary().render(args.format))
+    print(compile_for(args, args.file).summary().render(args.format))
     return 0
 
 
