@@ -149,3 +149,15 @@ def test_limit_flag(tmp_path, capsys):
     assert main(["check", str(f), "--limit", "nodes=100000"]) == 0
     assert main(["check", str(f), "--limit", "nodez=1"]) == 1
     assert "expected NAME=N with NAME one of nodes, repeat" in capsys.readouterr().err
+
+
+def test_readme_error_example_is_what_the_cli_prints(tmp_path, monkeypatch, capsys):
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    source = re.search(r"With `net.cnn`:\n\n```cnn\n(.*?)```", readme, re.S).group(1)
+    expected = re.search(r"prints, and exits 1:\n\n```text\n(.*?)```", readme, re.S).group(1)
+    (tmp_path / "net.cnn").write_text(source)
+    monkeypatch.chdir(tmp_path)
+    assert main(["check", "net.cnn"]) == 1
+    assert capsys.readouterr().err == expected
