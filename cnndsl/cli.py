@@ -15,6 +15,7 @@ from pathlib import Path
 from cnndsl.api import Network, compile_file, parse_limits
 from cnndsl.diagnostics import CompileError
 from cnndsl.ir.graph import dumps
+from cnndsl.tools.summary import depth_arg
 
 EPILOG = """examples:
   cnndsl compile zoo/resnet152.cnn                 check and print the summary
@@ -22,6 +23,8 @@ EPILOG = """examples:
   cnndsl compile zoo/vgg16.cnn --emit torch -o vgg16.pt
   cnndsl check zoo/*.cnn                           check many files, report every error
   cnndsl summary zoo/resnet18.cnn --set classes=10 --input 3x32x32 --format md
+  cnndsl summary zoo/googlenet.cnn --depth 1       one row per block (inception3a, …)
+  cnndsl graph zoo/resnet50.cnn -o resnet50.svg    draw it (.svg .png .pdf .dot .html)
 """
 
 
@@ -67,7 +70,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("summary", help="per-layer output shapes, parameters and MACs",
                        description="Print each layer's name, op, output shape, parameters and MACs, with totals.")
     p.add_argument("file", metavar="FILE")
-    p.add_argument("--format", choices=["text", "json", "md"], default="text", help="output format (default: text)")
+    p.add_argument("--format", choices=["text", "json", "md", "csv"], default="text",
+                   help="output format (default: text; drawn with rich when standard output is a terminal)")
+    p.add_argument("--depth", type=depth_arg, metavar="N",
+                   help="one row per block: names cut to their first N components (layer3.1.conv2 → layer3.1 at 2)")
+    p.add_argument("--connections", action=argparse.BooleanOptionalAction, default=None,
+                   help="show LeCun's connection counts (default: when a layer has connections but no MACs, as LeNet's)")
     _common(p)
 
     for module in TOOL_COMMANDS:
@@ -133,7 +141,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
-    print(compile_for(args, args.file).summary().render(args.format))
+    s = compile_for(args, args.file).summary()
+    print(s.render(args.format, depth=args.depth, connections=args.connections,
+                   tty=args.format == "text" and sys.stdout.isatty()))
     return 0
 
 
@@ -142,7 +152,7 @@ COMMANDS = {"compile": cmd_compile, "check": cmd_check, "summary": cmd_summary}
 # Tool commands live beside their tools: each module has `add_command(subparsers, common)`,
 # which adds a subparser and sets `run=function(args) -> exit status`. The modules import
 # torch (and friends) only inside `run`, so `--help`, `check` and `summary` stay light.
-TOOL_COMMANDS: list[str] = []
+TOOL_COMMANDS: list[str] = ["cnndsl.tools.graph", "cnndsl.tools.export", "cnndsl.tools.weights_cli", "cnndsl.tools.train"]
 
 
 def main(argv: list[str] | None = None) -> int:

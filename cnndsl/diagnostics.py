@@ -74,7 +74,7 @@ def _source_line(span: Span | None, sources: dict[str, str] | None) -> str | Non
             text = Path(span.file).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError):
             return None
-    all_lines = text.splitlines()
+    all_lines = [line.rstrip("\r") for line in text.split("\n")]  # spans count "\n" only
     if 1 <= span.line <= len(all_lines):
         return all_lines[span.line - 1].expandtabs(1)
     return None

@@ -63,7 +63,7 @@ class Constructs:
         first = bool(explicit) and isinstance(call.body[0], ast.ChainStmt) and call.body[0].items[0] is explicit[0]
         short = self._explicit_shortcut(explicit[0], inner, x) if first else None
         out = self._body(body, inner, x)
-        if out is None or out == x:
+        if out is None or (out == x and x != ERROR):
             raise CompileError("`residual { … }` needs at least one layer in its body", call.span)
         if explicit:
             short = short or self._explicit_shortcut(explicit[0], inner, x)
@@ -185,13 +185,13 @@ class Constructs:
             raise CompileError("`highway { … }` needs a gate: `gate bias=-2 { conv 3x3 C -> sigmoid }`", call.span)
         inner = ctx if label is None else ctx.nested(Scope(ctx.scope.child("highway", label, call.span)))
         h = self._body(body, inner, x)
-        if h is None or h == x:
+        if h is None or (h == x and x != ERROR):
             raise CompileError("`highway { … }` needs a transform H(x): at least one layer besides the gate", call.span)
         gate = gates[0]
         gargs = self._construct_args(gate, inner, {"bias": ()})
         scope = Scope(inner.scope.child("gate", gate.label, gate.span))
         t = self._body(gate.body or [], inner.nested(scope), x)
-        if t is None or t == x:
+        if t is None or (t == x and x != ERROR):
             raise CompileError("`gate { … }` needs at least one layer", gate.span)
         if "bias" in gargs and t != ERROR:
             self._set_gate_bias(t, gargs["bias"], gate)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import keyword
 from collections import Counter
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -11,6 +12,20 @@ from cnndsl.diagnostics import CompileError, Span, did_you_mean
 from cnndsl.syntax import ast
 
 CONSTANTS: dict[str, Any] = {"true": True, "false": False}
+
+# Names a layer or scope cannot take: Python keywords (they appear in generated code) and the
+# attributes every PyTorch module has (a submodule of that name would shadow them).
+RESERVED = frozenset(keyword.kwlist) | {
+    "T_destination", "add_module", "apply", "bfloat16", "buffers", "call_super_init", "children", "compile",
+    "cpu", "cuda", "double", "dump_patches", "eval", "extra_repr", "float", "forward", "get_buffer",
+    "get_extra_state", "get_parameter", "get_submodule", "half", "ipu", "load_state_dict", "modules", "mtia",
+    "named_buffers", "named_children", "named_modules", "named_parameters", "parameters", "register_backward_hook",
+    "register_buffer", "register_forward_hook", "register_forward_pre_hook", "register_full_backward_hook",
+    "register_full_backward_pre_hook", "register_load_state_dict_post_hook", "register_load_state_dict_pre_hook",
+    "register_module", "register_parameter", "register_state_dict_post_hook", "register_state_dict_pre_hook",
+    "requires_grad_", "set_extra_state", "set_submodule", "share_memory", "state_dict", "to", "to_empty", "train",
+    "training", "type", "xpu", "zero_grad", "code", "graph",
+}
 # larger numbers are certainly a mistake, and the bound keeps arithmetic cheap; the
 # elaborator sets it from its `Limits` for the duration of one compilation
 NUMBER_LIMIT: ContextVar[int] = ContextVar("number_limit", default=10**12)
@@ -39,6 +54,10 @@ class Scope:
 
     def child(self, base: str, label: str | None, span: Span) -> str:
         if label is not None:
+            if label in RESERVED or label.startswith("_"):
+                raise CompileError(f"`{label}` cannot name a layer: PyTorch modules use that name themselves",
+                                   span, hint="choose another label, e.g. `{label}_` or `my_{label}`".replace(
+                                       "{label}", label.lstrip("_")))
             if label in self.used:
                 where = f" in `{self.prefix}`" if self.prefix else ""
                 raise CompileError(f"the name `{label}` is used twice{where}", span, hint="give each layer a unique label")

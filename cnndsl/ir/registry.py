@@ -7,7 +7,6 @@ lowering tables keyed by the op name, so importing the registry never imports to
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -251,9 +250,9 @@ def conv_out(size: int, kernel: int, stride: int, pad_lo: int, pad_hi: int, dila
     """The output length of a sliding window (PyTorch's and Caffe's formula)."""
     span = dilation * (kernel - 1) + 1
     num = size + pad_lo + pad_hi - span
-    if num < 0:
+    if num < 0 and not ceil:
         return 0
-    out = (math.ceil(num / stride) if ceil else num // stride) + 1
+    out = (-(-num // stride) if ceil else num // stride) + 1
     if ceil and (out - 1) * stride >= size + pad_lo:
         out -= 1  # the last window must start inside the input or its left padding
     return out

@@ -149,3 +149,6 @@ def _hierarchy(modules: dict[str, nn.Module]) -> nn.Module:
 
 def _class_name(name: str) -> str:
     return "".join(part.capitalize() for part in name.replace("-", "_").split("_")) or "Network"
+
+
+from cnndsl.backends.torch import fused as _fused  # noqa: E402,F401 - registers the passes' fused ops

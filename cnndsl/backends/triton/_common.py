@@ -1,0 +1,419 @@
+"""Pieces shared by the Triton kernels: activations, the fused epilogue, launch and tuning helpers.
+
+Layout conventions used by every kernel in this package:
+
+* Feature maps are NHWC with channel stride 1. A tensor that a kernel reads or writes "by rows"
+  (outputs, highway operands, fc residuals) must be *pixel-uniform*: viewable as ``[N*H*W, C]``
+  with a row stride, which includes channel slices ``buf[..., a:b]`` of a larger NHWC buffer.
+  Conv inputs and residuals take any (n, h, w) strides.
+* Arithmetic runs in fp32: elementwise operands are converted right after ``tl.load`` (bf16 maths
+  is wrong under Triton's interpreter), dot products accumulate in fp32, results are cast to the
+  output's dtype at the store.
+
+Tuning: each kernel module builds ``triton.autotune(configs=GPU_CONFIGS, key=...)(kernel)`` once and
+keeps the bare ``@triton.jit`` kernel beside it. `launch` uses the autotuner on a GPU, and the bare
+kernel with one explicit config under ``TRITON_INTERPRET=1`` (where autotuning over several configs
+cannot run) or when the caller pins a config.
+"""
+
+import os
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+import triton
+import triton.language as tl
+
+ACTIVATIONS = {"none": 0, "relu": 1, "sigmoid": 2, "tanh": 3, "stanh": 4, "scaled_tanh": 4, "leaky_relu": 5}
+"""Activation names → the constexpr codes of `activation` (the IR's names, plus aliases).
+
+``stanh`` (alias ``scaled_tanh``) is ``a·tanh(s·x)`` (LeNet's A·tanh(S·x)); ``leaky_relu`` uses
+``a`` as its negative slope. Each activation slot of the epilogue has its own (a, s) pair."""
+
+DTYPES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
+"""The dtypes the kernels accept, with their Triton signature names."""
+
+FLOAT_ARGS = frozenset({"scale", "act_a", "act_s", "post_a", "post_s", "gate_a", "gate_s", "beta", "k",
+                        "alpha_over_n"})
+"""Scalar kernel arguments that are fp32 (every other non-pointer, non-constexpr one is i32)."""
+
+
+def act_code(name: str) -> int:
+    try:
+        return ACTIVATIONS[name]
+    except KeyError:
+        raise ValueError(f"unknown activation {name!r}; expected one of {sorted(ACTIVATIONS)}") from None
+
+
+def is_interpreted(kernel: Any) -> bool:
+    """True when `kernel` was defined under ``TRITON_INTERPRET=1`` (it runs on the CPU in numpy)."""
+    from triton.runtime.interpreter import InterpretedFunction
+
+    fn = getattr(kernel, "fn", kernel)  # an Autotuner wraps the kernel in `.fn`
+    return isinstance(kernel, InterpretedFunction) or isinstance(fn, InterpretedFunction)
+
+
+def interpret_env() -> bool:
+    """Whether ``TRITON_INTERPRET`` is set in the environment now."""
+    return os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "on", "yes")
+
+
+def next_pow2(n: int) -> int:
+    return 1 if n <= 1 else 1 << (int(n) - 1).bit_length()
+
+
+def clamp_pow2(n: int, lo: int, hi: int) -> int:
+    """The power of two ≥ n, clamped to [lo, hi]."""
+    return max(lo, min(hi, next_pow2(n)))
+
+
+def check_dtype(name: str, t: torch.Tensor) -> str:
+    if t.dtype not in DTYPES:
+        raise TypeError(f"{name}: dtype {t.dtype} not supported (expected float32, float16 or bfloat16)")
+    return DTYPES[t.dtype]
+
+
+def row_stride(name: str, t: torch.Tensor, shape: tuple[int, ...] | None = None) -> int:
+    """The row (pixel) stride of a channels-last tensor viewed as ``[prod(shape[:-1]), C]``.
+
+    Checks the shape when given; raises ValueError when the tensor's channel stride is not 1 or its
+    leading dimensions cannot be flattened into one row index without a copy.
+    """
+    if shape is not None and tuple(t.shape) != tuple(shape):
+        raise ValueError(f"{name}: expected shape {tuple(shape)}, got {tuple(t.shape)}")
+    if t.shape[-1] > 1 and t.stride(-1) != 1:
+        raise ValueError(f"{name}: channel (last) stride must be 1, got strides {t.stride()}")
+    try:
+        rows = t.view(-1, t.shape[-1])
+    except RuntimeError:
+        raise ValueError(f"{name}: leading dimensions are not uniformly strided (strides {t.stride()}); "
+                         "pass a contiguous tensor or a channel slice of one") from None
+    return rows.stride(0)
+
+
+def check_same_device(**tensors: torch.Tensor | None) -> None:
+    devices = {name: t.device for name, t in tensors.items() if t is not None}
+    if len(set(devices.values())) > 1:
+        raise ValueError(f"tensors on different devices: {devices}")
+
+
+# --------------------------------------------------------------------------------------------
+# Device helpers shared by the kernels (inlined into each kernel by Triton).
+# --------------------------------------------------------------------------------------------
+
+
+@triton.jit
+def activation(x, ACT: tl.constexpr, alpha, beta):
+    """Apply activation code ACT (see ACTIVATIONS) to an fp32 block; alpha, beta: its (a, s)."""
+    if ACT == 1:
+        x = tl.maximum(x, 0.0)
+    elif ACT == 2:
+        x = tl.sigmoid(x)
+    elif ACT == 3:
+        x = 2.0 * tl.sigmoid(2.0 * x) - 1.0
+    elif ACT == 4:
+        x = alpha * (2.0 * tl.sigmoid((2.0 * beta) * x) - 1.0)
+    elif ACT == 5:
+        x = tl.where(x >= 0.0, x, alpha * x)
+    return x
+
+
+@triton.jit
+def epilogue_store(
+    acc,  # [BLOCK_M, BLOCK_N] fp32 accumulator: the conv / matmul result (H's columns in highway_pair mode)
+    acc_t,  # [BLOCK_M, BLOCK_N] fp32 accumulator of the gate T's columns (HIGHWAY == 2; else ignored)
+    rows,  # [BLOCK_M] output row (pixel) indices
+    cols,  # [BLOCK_N] output channel indices, 0-based within this layer's C_out
+    mask_m,  # [BLOCK_M] valid rows
+    mask_n,  # [BLOCK_N] valid channels
+    res_off,  # [BLOCK_M] int64 element offset of each row's residual pixel (HAS_RES)
+    bias_ptr,  # bias: H's at bias_ptr + c, T's at bias_ptr + t_off + c (read only when HAS_BIAS)
+    t_off,  # column offset of T's bias (HIGHWAY == 2)
+    res_ptr,  # residual: (row, c) at res_off[row] + c, zero for c >= C_RES (HAS_RES)
+    C_RES,  # residual channels (< C_out: a zero-padded shortcut)
+    hw_h_ptr,  # highway H rows: (r, c) at r*stride_hm + c (HIGHWAY == 1)
+    stride_hm,  # highway H row stride
+    hw_c_ptr,  # highway carry rows: (r, c) at r*stride_cm + c (HIGHWAY >= 1)
+    stride_cm,  # highway carry row stride
+    out_ptr,  # output rows: (r, c) stored at r*stride_om + c_offset + c
+    stride_om,  # output row stride (C_total for a concat buffer)
+    c_offset,  # first channel of this layer's slice in the output buffer
+    scale,  # fp32 multiplier of the activated layer output, before the residual
+    act_a, act_s,  # fp32 (a, s) of ACT
+    post_a, post_s,  # fp32 (a, s) of POST_ACT
+    gate_a, gate_s,  # fp32 (a, s) of GATE_ACT
+    HAS_BIAS: tl.constexpr,
+    HAS_RES: tl.constexpr,
+    HIGHWAY: tl.constexpr,  # 0: none; 1: y = H·y + carry·(1 − y); 2: y = y·T + carry·(1 − T), T from acc_t
+    ACT: tl.constexpr,
+    POST_ACT: tl.constexpr,
+    GATE_ACT: tl.constexpr,
+):
+    """z = ACT(acc + bias); z = scale·z + residual; y = POST_ACT(z); highway; store y (see conv.py)."""
+    rows64 = rows.to(tl.int64)
+    mask = mask_m[:, None] & mask_n[None, :]
+    y = acc
+    if HAS_BIAS:
+        y = y + tl.load(bias_ptr + cols, mask=mask_n, other=0.0).to(tl.float32)[None, :]
+    y = activation(y, ACT, act_a, act_s)
+    y = y * scale
+    if HAS_RES:
+        r_mask = mask_m[:, None] & (mask_n & (cols < C_RES))[None, :]
+        y = y + tl.load(res_ptr + res_off[:, None] + cols[None, :], mask=r_mask, other=0.0).to(tl.float32)
+    y = activation(y, POST_ACT, post_a, post_s)
+    if HIGHWAY == 1:
+        h = tl.load(hw_h_ptr + rows64[:, None] * stride_hm + cols[None, :], mask=mask, other=0.0).to(tl.float32)
+        c = tl.load(hw_c_ptr + rows64[:, None] * stride_cm + cols[None, :], mask=mask, other=0.0).to(tl.float32)
+        y = h * y + c * (1.0 - y)
+    elif HIGHWAY == 2:
+        t = acc_t
+        if HAS_BIAS:
+            t = t + tl.load(bias_ptr + t_off + cols, mask=mask_n, other=0.0).to(tl.float32)[None, :]
+        t = activation(t, GATE_ACT, gate_a, gate_s)
+        c = tl.load(hw_c_ptr + rows64[:, None] * stride_cm + cols[None, :], mask=mask, other=0.0).to(tl.float32)
+        y = y * t + c * (1.0 - t)
+    out_ptrs = out_ptr + rows64[:, None] * stride_om + c_offset + cols[None, :]
+    tl.store(out_ptrs, y.to(out_ptr.dtype.element_ty), mask=mask)
+
+
+# --------------------------------------------------------------------------------------------
+# Host side: epilogue operands, tuning and launching.
+# --------------------------------------------------------------------------------------------
+
+
+def epilogue_args(
+    out_rows: tuple[int, ...],
+    cout: int,
+    dtype_ref: torch.Tensor,
+    *,
+    bias: torch.Tensor | None,
+    residual: torch.Tensor | None,
+    highway: tuple[torch.Tensor, torch.Tensor] | None,
+    highway_carry: torch.Tensor | None,
+    out: torch.Tensor | None,
+    c_offset: int,
+    act: str,
+    act_a: float,
+    act_s: float,
+    scale: float,
+    post_act: str,
+    post_a: float,
+    post_s: float,
+    gate_act: str,
+    gate_a: float,
+    gate_s: float,
+) -> tuple[torch.Tensor, dict[str, Any]]:
+    """Check the epilogue operands of a conv/gemm producing ``out_rows + (cout,)``; build its kernel args.
+
+    The residual is only checked for dtype and device here (its addressing is the caller's:
+    ``res_ptr``, ``C_RES``); bias must have ``cout`` entries, or ``2·cout`` with `highway_carry`.
+    Returns ``(out_buffer, kwargs)``; the written view is ``out_buffer[..., c_offset:c_offset+cout]``.
+    Unused pointer arguments get the output buffer (never read: their constexpr flag is off).
+    """
+    shape = tuple(out_rows) + (cout,)
+    if highway is not None and highway_carry is not None:
+        raise ValueError("pass either highway=(H, carry) or highway_carry, not both")
+    if out is None:
+        if c_offset != 0:
+            raise ValueError("c_offset needs a preallocated `out` buffer")
+        out = torch.empty(shape, dtype=dtype_ref.dtype, device=dtype_ref.device)
+    check_dtype("out", out)
+    if tuple(out.shape[:-1]) != tuple(out_rows):
+        raise ValueError(f"out: expected shape {tuple(out_rows)} + (C_total,), got {tuple(out.shape)}")
+    if c_offset < 0 or c_offset + cout > out.shape[-1]:
+        raise ValueError(f"out: channel slice [{c_offset}, {c_offset + cout}) exceeds its {out.shape[-1]} channels")
+    stride_om = row_stride("out", out)
+    if bias is not None:
+        nb = 2 * cout if highway_carry is not None else cout
+        if tuple(bias.shape) != (nb,):
+            raise ValueError(f"bias: expected shape ({nb},), got {tuple(bias.shape)}")
+        check_dtype("bias", bias)
+        bias = bias.contiguous()
+    if residual is not None:
+        check_dtype("residual", residual)
+        if residual.shape[-1] > 1 and residual.stride(-1) != 1:
+            raise ValueError(f"residual: channel stride must be 1, got strides {residual.stride()}")
+    stride_hm = stride_cm = 0
+    hw_h = hw_c = None
+    if highway is not None:
+        hw_h, hw_c = highway
+        check_dtype("highway H", hw_h)
+        stride_hm = row_stride("highway H", hw_h, shape)
+    if highway_carry is not None:
+        hw_c = highway_carry
+    if hw_c is not None:
+        check_dtype("highway carry", hw_c)
+        stride_cm = row_stride("highway carry", hw_c, shape)
+    check_same_device(ref=dtype_ref, out=out, bias=bias, residual=residual, hw_h=hw_h, hw_c=hw_c)
+    kwargs = dict(
+        bias_ptr=bias if bias is not None else out,
+        t_off=cout if highway_carry is not None else 0,
+        res_ptr=residual if residual is not None else out,
+        hw_h_ptr=hw_h if hw_h is not None else out,
+        hw_c_ptr=hw_c if hw_c is not None else out,
+        out_ptr=out,
+        stride_hm=stride_hm,
+        stride_cm=stride_cm,
+        stride_om=stride_om,
+        c_offset=c_offset,
+        scale=float(scale),
+        act_a=float(act_a),
+        act_s=float(act_s),
+        post_a=float(post_a),
+        post_s=float(post_s),
+        gate_a=float(gate_a),
+        gate_s=float(gate_s),
+        HAS_BIAS=bias is not None,
+        HAS_RES=residual is not None,
+        HIGHWAY=1 if highway is not None else 2 if highway_carry is not None else 0,
+        ACT=act_code(act),
+        POST_ACT=act_code(post_act),
+        GATE_ACT=act_code(gate_act),
+    )
+    return out, kwargs
+
+
+def epilogue_inputs(residual, highway, highway_carry) -> tuple:
+    """The epilogue's tensor inputs that are given (for aliasing checks)."""
+    return tuple(t for t in (residual, *(highway or ()), highway_carry) if t is not None)
+
+
+def config(num_warps: int = 4, num_stages: int = 2, **blocks: int) -> triton.Config:
+    return triton.Config(dict(blocks), num_warps=num_warps, num_stages=num_stages)
+
+
+class Tuned:
+    """A kernel under ``triton.autotune``, twice: `plain`, and `restoring` (which saves and restores
+    ``out_ptr`` around each benchmarked config, for launches whose output aliases an input read by
+    the epilogue, e.g. a residual added in place; a plain autotuner would re-apply it per trial)."""
+
+    def __init__(self, kernel: Any, configs: list[triton.Config], key: list[str],
+                 prune: Callable[..., list[triton.Config]] | None) -> None:
+        prune_by = {"early_config_prune": prune} if prune is not None else None
+        self.configs = configs
+        self.plain = triton.autotune(configs=configs, key=key, prune_configs_by=prune_by)(kernel)
+        self.restoring = triton.autotune(configs=configs, key=key, prune_configs_by=prune_by,
+                                         restore_value=["out_ptr"])(kernel)
+
+
+def autotuned(kernel: Any, configs: list[triton.Config], key: list[str], *,
+              prune: Callable[..., list[triton.Config]] | None = None) -> Tuned:
+    """The GPU path: `kernel` under ``triton.autotune``, keyed by problem shape (and, implicitly, dtypes)."""
+    return Tuned(kernel, configs, key, prune)
+
+
+def shares_storage(a: torch.Tensor | None, b: torch.Tensor | None) -> bool:
+    return a is not None and b is not None and a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
+
+
+def _extent(t: torch.Tensor) -> tuple[int, int]:
+    """[first, last] element offsets of t in its storage."""
+    lo = hi = t.storage_offset()
+    for size, stride in zip(t.shape, t.stride()):
+        if size > 1:
+            (lo, hi) = (lo + (size - 1) * stride, hi) if stride < 0 else (lo, hi + (size - 1) * stride)
+    return lo, hi
+
+
+def overlaps(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether two tensors may share elements. Channel slices of one channels-last buffer with the
+    same row stride and disjoint channel ranges (DenseNet-style concat buffers) do not."""
+    if not shares_storage(a, b) or a.numel() == 0 or b.numel() == 0:
+        return False
+    a_lo, a_hi = _extent(a)
+    b_lo, b_hi = _extent(b)
+    if a_hi < b_lo or b_hi < a_lo:
+        return False
+    try:
+        ra, rb = row_stride("a", a), row_stride("b", b)
+    except ValueError:
+        return True
+    if ra != rb or a.dim() < 2 or b.dim() < 2:
+        return True
+    ca, cb = a.storage_offset() % ra, b.storage_offset() % rb
+    return not (ca + a.shape[-1] <= ra and cb + b.shape[-1] <= rb
+                and (ca + a.shape[-1] <= cb or cb + b.shape[-1] <= ca))
+
+
+def no_alias(out: torch.Tensor, **inputs: torch.Tensor | None) -> None:
+    """Raise when `out` overlaps an input that other programs read (a race)."""
+    for name, t in inputs.items():
+        if t is not None and overlaps(out, t):
+            raise ValueError(f"out overlaps {name}: this kernel cannot run in place")
+
+
+def prune_by_extent(limits: dict[str, str | Callable[[dict[str, Any]], int]]) -> Callable[..., list[triton.Config]]:
+    """An early-prune hook: keep the configs whose blocks overshoot the problem least.
+
+    `limits` maps a block name to the kernel argument (or a function of the named args) giving the
+    extent that block tiles. A block fits when it is at most ``max(16, next_pow2(extent))``; a
+    config's overshoot is the sum over its blocks of log2(block / that bound) where positive. The
+    configs with the least overshoot survive (all fitting ones when any fits).
+    """
+
+    def prune(configs: list[triton.Config], named_args: dict[str, Any], **kwargs: Any) -> list[triton.Config]:
+        args = {**named_args, **kwargs}
+        bound = {b: max(16, next_pow2(lim(args) if callable(lim) else int(args[lim]))) for b, lim in limits.items()}
+
+        def overshoot(c: triton.Config) -> int:
+            return sum(max(0, (c.kwargs[b] // bound[b]).bit_length() - 1) for b in limits if b in c.kwargs)
+
+        best = min(overshoot(c) for c in configs)
+        return [c for c in configs if overshoot(c) == best]
+
+    return prune
+
+
+def launch(raw: Any, tuned: Tuned, grid: Callable[[dict[str, Any]], tuple[int, ...]], args: dict[str, Any],
+           pinned: triton.Config | dict[str, int] | None, default: Callable[[], triton.Config],
+           in_place: bool = False) -> None:
+    """Run a kernel: autotuned on a GPU, else with `pinned` or the `default()` config.
+
+    `pinned` (a triton.Config or a dict of block sizes) forces a config on any device; tests use it
+    to exercise multi-tile and masked paths. `in_place`: the output aliases an input, so autotuning
+    must restore it between trials.
+    """
+    if pinned is None and not is_interpreted(raw):
+        (tuned.restoring if in_place else tuned.plain)[grid](**args)
+        return
+    cfg = pinned if pinned is not None else default()
+    if isinstance(cfg, dict):
+        cfg = triton.Config(dict(cfg))
+    meta = dict(cfg.kwargs)
+    raw[grid](**args, **meta, num_warps=cfg.num_warps, num_stages=cfg.num_stages)
+
+
+# --------------------------------------------------------------------------------------------
+# Ahead-of-time compile specs (for GPU-less CI: triton.compile with ASTSource).
+# --------------------------------------------------------------------------------------------
+
+
+def signature(kernel: Any, ptr_dtypes: dict[str, str] | str, constexprs: dict[str, Any]) -> dict[str, str]:
+    """A `triton.compiler.ASTSource` signature for `kernel`, by argument name.
+
+    Arguments named ``*_ptr`` are pointers (element type from `ptr_dtypes`, a dict by name with
+    key ``"*"`` as default, or one dtype string), names in FLOAT_ARGS are fp32, constexprs are
+    ``"constexpr"``, and every other argument is i32.
+    """
+    if isinstance(ptr_dtypes, str):
+        ptr_dtypes = {"*": ptr_dtypes}
+    sig = {}
+    for name in kernel.arg_names:
+        if name in constexprs:
+            sig[name] = "constexpr"
+        elif name.endswith("_ptr"):
+            sig[name] = "*" + ptr_dtypes.get(name, ptr_dtypes["*"])
+        elif name in FLOAT_ARGS:
+            sig[name] = "fp32"
+        else:
+            sig[name] = "i32"
+    return sig
+
+
+def missing_constexprs(kernel: Any, constexprs: Iterable[str]) -> list[str]:
+    """Names of `kernel`'s constexpr parameters that `constexprs` leaves out (for the spec tests)."""
+    import inspect
+
+    params = inspect.signature(getattr(kernel, "fn", kernel)).parameters
+    wanted = [n for n, p in params.items() if "constexpr" in str(p.annotation)]
+    return [n for n in wanted if n not in set(constexprs)]

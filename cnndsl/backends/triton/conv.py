@@ -1,0 +1,519 @@
+"""2-D convolution in NHWC as an implicit GEMM, with a fused epilogue and concat-slice output.
+
+The convolution of ``x [N, H, W, C_in]`` with ``G`` groups is, per group, a GEMM
+``[M = N·OH·OW, K = KH·KW·C_in/G] @ [K, C_out/G]`` whose A operand is gathered on the fly from the
+input (never materialised: the "implicit" GEMM). Three kernels share the epilogue:
+
+* ``_conv_igemm_kernel``: the general implicit GEMM (any kernel size, stride, padding, dilation,
+  groups), one tile of ``BLOCK_M`` output pixels × ``BLOCK_N`` output channels of one group per
+  program, reducing over the flattened ``(kh, kw, ci)`` axis in ``BLOCK_K`` steps with ``tl.dot``.
+* ``_conv_direct_kernel``: grouped convolutions whose groups are too narrow for ``tl.dot`` tiles
+  (depthwise above all): per-channel multiply-accumulate over the taps, no dot.
+* 1x1, stride 1, unpadded, ungrouped convolutions go to `cnndsl.backends.triton.gemm` as a plain
+  GEMM over the ``[N·H·W, C_in]`` pixel matrix.
+
+Weight packing (`pack_conv_weight`): PyTorch's ``[C_out, C_in/G, KH, KW]`` becomes a contiguous
+``[KH, KW, C_in/G, C_out]`` tensor ("HWIO"), i.e. a ``[KH·KW·C_in/G, C_out]`` matrix whose row
+``(kh·KW + kw)·C_in/G + ci`` holds tap (kh, kw) of input channel ci of each output channel; output
+channel ``co`` belongs to group ``co // (C_out/G)``, as in PyTorch. The IR's ``highway_conv``
+weight ``[2·C_out, C_in, KH, KW]`` (H's rows, then T's) packs the same way into 2·C_out columns.
+
+Epilogue (shared with gemm.py, see `_common.epilogue_store`; the IR's ``fused_conv`` attributes
+have the same names), in fp32::
+
+    z = act(conv(x) + bias)                       act: none/relu/sigmoid/tanh/stanh/leaky_relu (act_a, act_s)
+    z = scale·z + r                               r: optional residual; zero-padded shortcut when it has
+                                                  fewer channels, subsampled by res_stride
+    y = post_act(z)                               (post_a, post_s)
+    y = H·y + carry·(1 − y)                       highway=(H, carry): y is the gate (post_act="sigmoid")
+    y = y·T + carry·(1 − T),                      highway_carry=carry: the weight holds [W_H | W_T] along
+        T = gate_act(conv_T(x) + bias_T)          C_out (2·C_out columns), H = the y above, T the rest
+    out[n, oh, ow, c_offset + c] = y              (cast to out's dtype)
+
+Plain conv+ReLU: ``act="relu"``. ResNet: bias = folded BN, ``residual`` = shortcut (or the
+unpadded option-A shortcut with ``res_stride``), ``post_act="relu"``. Inception-ResNet:
+``scale`` = the block scale, ``residual`` = block input, ``post_act="relu"``. "ReLU then add"
+(SqueezeNet bypass): ``act="relu"`` + ``residual``. Highway layers: ``highway_carry`` with the
+stacked weights (the IR's ``highway_conv``), or ``highway=(H, carry)`` for a separately computed H.
+"""
+
+import torch
+import triton
+import triton.language as tl
+
+from cnndsl.backends.triton import _common as C
+from cnndsl.backends.triton._common import epilogue_store
+
+# --------------------------------------------------------------------------------------------
+# Kernels
+# --------------------------------------------------------------------------------------------
+
+
+@triton.jit
+def _conv_igemm_kernel(
+    x_ptr,  # input [N, H, W, C_in]; element (n, h, w, c) at n*stride_xn + h*stride_xh + w*stride_xw + c
+    w_ptr,  # packed weights [KH*KW*C_IN_G, C_w]; element (k, co) at k*stride_wk + co (T's columns at t_off + co)
+    bias_ptr,  # bias [C_w] (read only when HAS_BIAS)
+    res_ptr,  # residual [N, HR, WR, C_RES]: (n, h, w, c) at n*stride_rn + h*stride_rh + w*stride_rw + c (HAS_RES)
+    hw_h_ptr,  # highway H rows: (m, co) at m*stride_hm + co (HIGHWAY == 1)
+    hw_c_ptr,  # highway carry rows: (m, co) at m*stride_cm + co (HIGHWAY >= 1)
+    out_ptr,  # output buffer rows: (m, co) stored at m*stride_om + c_offset + co, m = (n*OH + oh)*OW + ow
+    N, H, W,  # input batch and spatial size
+    C_IN_G,  # input channels per group
+    OH, OW,  # output spatial size
+    C_OUT_G,  # output channels per group
+    KH, KW,  # kernel size
+    SH, SW,  # stride
+    PH, PW,  # top and left padding
+    DH, DW,  # dilation
+    stride_xn,  # input batch stride (elements)
+    stride_xh,  # input row stride
+    stride_xw,  # input pixel stride (the channel stride is 1)
+    stride_wk,  # weight row stride (C_out, or 2*C_out with highway_carry, for the packed layout)
+    t_off,  # first weight / bias column of the gate T (HIGHWAY == 2)
+    stride_rn,  # residual batch stride
+    stride_rh,  # residual row stride
+    stride_rw,  # residual pixel stride
+    RSH, RSW,  # residual subsampling (a zero-padded option-A shortcut; 1 for a plain add)
+    C_RES,  # residual channels; channels >= C_RES get no residual (zero padding)
+    stride_hm,  # highway H row stride
+    stride_cm,  # highway carry row stride
+    stride_om,  # output row stride (C_total of a concat buffer)
+    c_offset,  # first output channel of this conv in the output buffer
+    scale, act_a, act_s, post_a, post_s, gate_a, gate_s,  # fp32 epilogue scalars (see epilogue_store)
+    HAS_BIAS: tl.constexpr, HAS_RES: tl.constexpr, HIGHWAY: tl.constexpr,
+    ACT: tl.constexpr, POST_ACT: tl.constexpr, GATE_ACT: tl.constexpr,
+    ALLOW_TF32: tl.constexpr,  # fp32 inputs: tf32 tensor cores (True) or exact fp32 dot (False)
+    UPCAST: tl.constexpr,  # convert loaded operands to fp32 before the dot (interpreter; bf16/fp16)
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    GROUP_M: tl.constexpr,  # tiles of M swept together for L2 reuse (as in Triton's matmul tutorial)
+):
+    pid = tl.program_id(0)
+    g = tl.program_id(1)
+    M = N * OH * OW
+    K_TOTAL = KH * KW * C_IN_G
+    num_pid_m = tl.cdiv(M, BLOCK_M)
+    num_pid_n = tl.cdiv(C_OUT_G, BLOCK_N)
+    # Grouped ordering of the (m, n) tiles.
+    num_pid_in_group = GROUP_M * num_pid_n
+    first_m = (pid // num_pid_in_group) * GROUP_M
+    group_size_m = tl.minimum(num_pid_m - first_m, GROUP_M)
+    pid_m = first_m + ((pid % num_pid_in_group) % group_size_m)
+    pid_n = (pid % num_pid_in_group) // group_size_m
+
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    mask_m = offs_m < M
+    mask_n = offs_n < C_OUT_G
+    cols = g * C_OUT_G + offs_n  # output channels in this layer's C_out
+
+    ow = offs_m % OW
+    t = offs_m // OW
+    oh = t % OH
+    nb = (t // OH).to(tl.int64)
+    ih0 = oh * SH - PH
+    iw0 = ow * SW - PW
+    x_rows = x_ptr + nb * stride_xn + g * C_IN_G  # [BLOCK_M] base pointers
+
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    acc_t = acc
+    if HIGHWAY == 2:
+        acc_t = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for k0 in range(0, K_TOTAL, BLOCK_K):
+        offs_k = k0 + tl.arange(0, BLOCK_K)
+        mask_k = offs_k < K_TOTAL
+        ci = offs_k % C_IN_G
+        tap = offs_k // C_IN_G
+        kw = tap % KW
+        kh = tap // KW
+        ih = ih0[:, None] + (kh * DH)[None, :]
+        iw = iw0[:, None] + (kw * DW)[None, :]
+        a_mask = mask_m[:, None] & mask_k[None, :] & (ih >= 0) & (ih < H) & (iw >= 0) & (iw < W)
+        a = tl.load(x_rows[:, None] + ih * stride_xh + iw * stride_xw + ci[None, :], mask=a_mask, other=0.0)
+        b_mask = mask_k[:, None] & mask_n[None, :]
+        b_ptrs = w_ptr + offs_k[:, None].to(tl.int64) * stride_wk + cols[None, :]
+        b = tl.load(b_ptrs, mask=b_mask, other=0.0)
+        if UPCAST:
+            a = a.to(tl.float32)
+            b = b.to(tl.float32)
+        if ALLOW_TF32:
+            acc = tl.dot(a, b, acc, input_precision="tf32")
+        else:
+            acc = tl.dot(a, b, acc, input_precision="ieee")
+        if HIGHWAY == 2:
+            b_t = tl.load(b_ptrs + t_off, mask=b_mask, other=0.0)
+            if UPCAST:
+                b_t = b_t.to(tl.float32)
+            if ALLOW_TF32:
+                acc_t = tl.dot(a, b_t, acc_t, input_precision="tf32")
+            else:
+                acc_t = tl.dot(a, b_t, acc_t, input_precision="ieee")
+
+    res_off = nb * stride_rn + (oh * RSH).to(tl.int64) * stride_rh + (ow * RSW).to(tl.int64) * stride_rw
+    epilogue_store(acc, acc_t, offs_m, cols, mask_m, mask_n, res_off, bias_ptr, t_off, res_ptr, C_RES,
+                   hw_h_ptr, stride_hm, hw_c_ptr, stride_cm, out_ptr, stride_om, c_offset,
+                   scale, act_a, act_s, post_a, post_s, gate_a, gate_s,
+                   HAS_BIAS, HAS_RES, HIGHWAY, ACT, POST_ACT, GATE_ACT)
+
+
+@triton.jit
+def _conv_direct_kernel(
+    x_ptr,  # input [N, H, W, C_in]; element (n, h, w, c) at n*stride_xn + h*stride_xh + w*stride_xw + c
+    w_ptr,  # packed weights [KH*KW*C_IN_G, C_out]; element (k, co) at k*stride_wk + co
+    bias_ptr,  # bias [C_out] (read only when HAS_BIAS)
+    res_ptr,  # residual [N, HR, WR, C_RES]: (n, h, w, c) at n*stride_rn + h*stride_rh + w*stride_rw + c (HAS_RES)
+    hw_h_ptr,  # highway H rows: (m, co) at m*stride_hm + co (HIGHWAY == 1)
+    hw_c_ptr,  # highway carry rows: (m, co) at m*stride_cm + co (HIGHWAY == 1)
+    out_ptr,  # output buffer rows: (m, co) stored at m*stride_om + c_offset + co
+    N, H, W,  # input batch and spatial size
+    C_IN_G,  # input channels per group (1 for depthwise)
+    OH, OW,  # output spatial size
+    C_OUT_G,  # output channels per group (the depth multiplier for depthwise)
+    C_OUT,  # output channels in all (= groups * C_OUT_G)
+    KH, KW,  # kernel size
+    SH, SW,  # stride
+    PH, PW,  # top and left padding
+    DH, DW,  # dilation
+    stride_xn,  # input batch stride (elements)
+    stride_xh,  # input row stride
+    stride_xw,  # input pixel stride (the channel stride is 1)
+    stride_wk,  # weight row stride (= C_out for the packed contiguous layout)
+    t_off,  # unused (no paired highway on grouped convolutions); kept for a uniform epilogue
+    stride_rn,  # residual batch stride
+    stride_rh,  # residual row stride
+    stride_rw,  # residual pixel stride
+    RSH, RSW,  # residual subsampling (1 for a plain add)
+    C_RES,  # residual channels; channels >= C_RES get no residual (zero padding)
+    stride_hm,  # highway H row stride
+    stride_cm,  # highway carry row stride
+    stride_om,  # output row stride (C_total of a concat buffer)
+    c_offset,  # first output channel of this conv in the output buffer
+    scale, act_a, act_s, post_a, post_s, gate_a, gate_s,  # fp32 epilogue scalars (see epilogue_store)
+    HAS_BIAS: tl.constexpr, HAS_RES: tl.constexpr, HIGHWAY: tl.constexpr,
+    ACT: tl.constexpr, POST_ACT: tl.constexpr, GATE_ACT: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+):
+    pid_m = tl.program_id(0)
+    pid_n = tl.program_id(1)
+    M = N * OH * OW
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    cols = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)  # output channels (all groups)
+    mask_m = offs_m < M
+    mask_n = cols < C_OUT
+    cin0 = (cols // C_OUT_G) * C_IN_G  # first input channel of each column's group
+
+    ow = offs_m % OW
+    t = offs_m // OW
+    oh = t % OH
+    nb = (t // OH).to(tl.int64)
+    ih0 = oh * SH - PH
+    iw0 = ow * SW - PW
+    x_base = x_ptr + nb * stride_xn
+
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for tap in range(0, KH * KW):
+        kh = tap // KW
+        kw = tap % KW
+        ih = ih0 + kh * DH
+        iw = iw0 + kw * DW
+        ok = mask_m & (ih >= 0) & (ih < H) & (iw >= 0) & (iw < W)
+        x_pix = x_base + ih * stride_xh + iw * stride_xw  # [BLOCK_M]
+        ld_mask = ok[:, None] & mask_n[None, :]
+        for ci in range(0, C_IN_G):
+            xv = tl.load(x_pix[:, None] + (cin0 + ci)[None, :], mask=ld_mask, other=0.0).to(tl.float32)
+            wv = tl.load(w_ptr + (tap * C_IN_G + ci) * stride_wk + cols, mask=mask_n, other=0.0).to(tl.float32)
+            acc += xv * wv[None, :]
+
+    res_off = nb * stride_rn + (oh * RSH).to(tl.int64) * stride_rh + (ow * RSW).to(tl.int64) * stride_rw
+    epilogue_store(acc, acc, offs_m, cols, mask_m, mask_n, res_off, bias_ptr, t_off, res_ptr, C_RES,
+                   hw_h_ptr, stride_hm, hw_c_ptr, stride_cm, out_ptr, stride_om, c_offset,
+                   scale, act_a, act_s, post_a, post_s, gate_a, gate_s,
+                   HAS_BIAS, HAS_RES, HIGHWAY, ACT, POST_ACT, GATE_ACT)
+
+
+# --------------------------------------------------------------------------------------------
+# Tuning
+# --------------------------------------------------------------------------------------------
+
+_IGEMM_CONFIGS = [
+    C.config(BLOCK_M=128, BLOCK_N=128, BLOCK_K=32, GROUP_M=8, num_warps=8, num_stages=3),
+    C.config(BLOCK_M=128, BLOCK_N=64, BLOCK_K=32, GROUP_M=8, num_warps=4, num_stages=4),
+    C.config(BLOCK_M=64, BLOCK_N=128, BLOCK_K=32, GROUP_M=8, num_warps=4, num_stages=4),
+    C.config(BLOCK_M=64, BLOCK_N=64, BLOCK_K=64, GROUP_M=8, num_warps=4, num_stages=3),
+    C.config(BLOCK_M=128, BLOCK_N=32, BLOCK_K=32, GROUP_M=8, num_warps=4, num_stages=4),
+    C.config(BLOCK_M=64, BLOCK_N=32, BLOCK_K=32, GROUP_M=8, num_warps=2, num_stages=5),
+    C.config(BLOCK_M=128, BLOCK_N=16, BLOCK_K=32, GROUP_M=8, num_warps=4, num_stages=4),
+    C.config(BLOCK_M=64, BLOCK_N=16, BLOCK_K=16, GROUP_M=8, num_warps=2, num_stages=4),
+]
+_DIRECT_CONFIGS = [
+    C.config(BLOCK_M=32, BLOCK_N=64, num_warps=4, num_stages=2),
+    C.config(BLOCK_M=64, BLOCK_N=32, num_warps=4, num_stages=2),
+    C.config(BLOCK_M=16, BLOCK_N=128, num_warps=4, num_stages=2),
+    C.config(BLOCK_M=128, BLOCK_N=16, num_warps=4, num_stages=2),
+    C.config(BLOCK_M=64, BLOCK_N=64, num_warps=8, num_stages=2),
+]
+_SHAPE_KEY = ["N", "OH", "OW", "C_IN_G", "C_OUT_G", "KH", "KW", "SH", "SW", "HIGHWAY"]
+
+_conv_igemm_tuned = C.autotuned(
+    _conv_igemm_kernel, _IGEMM_CONFIGS, _SHAPE_KEY,
+    prune=C.prune_by_extent({"BLOCK_N": "C_OUT_G", "BLOCK_M": lambda a: a["N"] * a["OH"] * a["OW"],
+                             "BLOCK_K": lambda a: a["KH"] * a["KW"] * a["C_IN_G"]}))
+_conv_direct_tuned = C.autotuned(
+    _conv_direct_kernel, _DIRECT_CONFIGS, _SHAPE_KEY + ["C_OUT"],
+    prune=C.prune_by_extent({"BLOCK_N": "C_OUT", "BLOCK_M": lambda a: a["N"] * a["OH"] * a["OW"]}))
+
+
+def _igemm_default(m: int, n: int, k: int) -> triton.Config:
+    """One large-tile config for the interpreter (few program instances, few loop steps)."""
+    return C.config(BLOCK_M=C.clamp_pow2(m, 16, 128), BLOCK_N=C.clamp_pow2(n, 16, 64),
+                    BLOCK_K=C.clamp_pow2(k, 16, 128), GROUP_M=8)
+
+
+def _direct_default(m: int, n: int) -> triton.Config:
+    return C.config(BLOCK_M=C.clamp_pow2(m, 16, 128), BLOCK_N=C.clamp_pow2(n, 16, 64))
+
+
+# --------------------------------------------------------------------------------------------
+# Host wrappers
+# --------------------------------------------------------------------------------------------
+
+
+def pack_conv_weight(weight: torch.Tensor) -> torch.Tensor:
+    """PyTorch ``[C_out, C_in/G, KH, KW]`` → the kernels' contiguous ``[KH, KW, C_in/G, C_out]``."""
+    if weight.dim() != 4:
+        raise ValueError(f"weight: expected [C_out, C_in/groups, KH, KW], got shape {tuple(weight.shape)}")
+    return weight.permute(2, 3, 1, 0).contiguous()
+
+
+def _pair(v: int | tuple[int, int], name: str) -> tuple[int, int]:
+    if isinstance(v, int):
+        return v, v
+    if len(v) != 2:
+        raise ValueError(f"{name}: expected an int or a pair, got {v!r}")
+    return int(v[0]), int(v[1])
+
+
+def resolve_padding(padding, size: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int],
+                    dilation: tuple[int, int]) -> tuple[int, int, int, int]:
+    """``(top, bottom, left, right)`` from an int, ``(ph, pw)``, ``(top, bottom, left, right)``,
+    ``"valid"`` or ``"same"`` (TensorFlow-style: output ⌈size/stride⌉, odd padding extra at the end;
+    PyTorch's ``padding="same"`` for stride 1)."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return 0, 0, 0, 0
+        if padding != "same":
+            raise ValueError(f"padding: expected 'same', 'valid', an int or a tuple, got {padding!r}")
+        pads = []
+        for n, k, s, d in zip(size, kernel, stride, dilation):
+            total = max((-(-n // s) - 1) * s + (k - 1) * d + 1 - n, 0)
+            pads += [total // 2, total - total // 2]
+        return pads[0], pads[1], pads[2], pads[3]
+    if isinstance(padding, int):
+        return padding, padding, padding, padding
+    if len(padding) == 2:
+        return padding[0], padding[0], padding[1], padding[1]
+    if len(padding) == 4:
+        return tuple(int(p) for p in padding)  # type: ignore[return-value]
+    raise ValueError(f"padding: expected an int, a pair or 4 values, got {padding!r}")
+
+
+def conv_output_size(size: int, kernel: int, stride: int, pad_lo: int, pad_hi: int, dilation: int) -> int:
+    return (size + pad_lo + pad_hi - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def conv2d(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    *,
+    stride: int | tuple[int, int] = 1,
+    padding=0,
+    dilation: int | tuple[int, int] = 1,
+    groups: int = 1,
+    act: str = "none",
+    act_a: float = 1.0,
+    act_s: float = 1.0,
+    scale: float = 1.0,
+    residual: torch.Tensor | None = None,
+    res_stride: int | tuple[int, int] = 1,
+    post_act: str = "none",
+    post_a: float = 1.0,
+    post_s: float = 1.0,
+    highway: tuple[torch.Tensor, torch.Tensor] | None = None,
+    highway_carry: torch.Tensor | None = None,
+    gate_act: str = "sigmoid",
+    gate_a: float = 1.0,
+    gate_s: float = 1.0,
+    out: torch.Tensor | None = None,
+    c_offset: int = 0,
+    allow_tf32: bool = False,
+    path: str = "auto",
+    config: triton.Config | dict | None = None,
+) -> torch.Tensor:
+    """NHWC convolution with the fused epilogue (see the module docstring); returns the written view.
+
+    x: ``[N, H, W, C_in]`` (channel stride 1; other strides free). weight: packed
+    ``[KH, KW, C_in/groups, C_w]`` contiguous (`pack_conv_weight`), x's dtype; ``C_w = C_out``, or
+    ``2·C_out`` with `highway_carry` (H's columns, then T's). bias: ``[C_w]`` or None. padding: see
+    `resolve_padding`. residual: ``[N, HR, WR, C_res]`` (channel stride 1) with
+    ``⌈HR/res_stride⌉ = OH``, ``⌈WR/res_stride⌉ = OW``, ``C_res ≤ C_out``: ``[N, OH, OW, C_out]``
+    for a plain add. highway ``(H, carry)`` / highway_carry: pixel-uniform ``[N, OH, OW, C_out]``.
+    out: None (allocate ``[N, OH, OW, C_out]`` in x's dtype) or a pixel-uniform
+    ``[N, OH, OW, C_total]`` buffer written at channels ``[c_offset, c_offset + C_out)`` (it may be
+    the residual itself: an in-place add); the return value is that slice. path: "auto", "igemm",
+    "direct" or "gemm" (the 1x1 fast path). config: pin a kernel config (block sizes) instead of
+    autotuning / the interpreter default.
+    """
+    if x.dim() != 4:
+        raise ValueError(f"x: expected NHWC [N, H, W, C_in], got shape {tuple(x.shape)}")
+    if weight.dim() != 4:
+        raise ValueError(f"weight: expected packed [KH, KW, C_in/groups, C_out], got shape {tuple(weight.shape)}")
+    dt = C.check_dtype("x", x)
+    if weight.dtype != x.dtype:
+        raise TypeError(f"weight dtype {weight.dtype} differs from x dtype {x.dtype}")
+    if x.shape[-1] > 1 and x.stride(-1) != 1:
+        raise ValueError(f"x: channel stride must be 1 (NHWC), got strides {x.stride()}")
+    if not weight.is_contiguous():
+        raise ValueError("weight: must be contiguous [KH, KW, C_in/groups, C_out] (use pack_conv_weight)")
+    n, h, w, cin = x.shape
+    kh, kw, cin_g, c_w = weight.shape
+    pair = highway_carry is not None
+    if pair:
+        if groups != 1:
+            raise ValueError("highway_carry: a highway conv with stacked [W_H | W_T] weights needs groups=1")
+        if c_w % 2:
+            raise ValueError(f"highway_carry: the weight needs 2·C_out columns (H's, then T's), got {c_w}")
+    cout = c_w // 2 if pair else c_w
+    if groups < 1 or cin % groups or cout % groups:
+        raise ValueError(f"groups={groups} must divide C_in={cin} and C_out={cout}")
+    if cin // groups != cin_g:
+        raise ValueError(f"weight: C_in/groups = {cin_g}, but x has {cin} channels in {groups} groups")
+    sh, sw = _pair(stride, "stride")
+    dh, dw = _pair(dilation, "dilation")
+    rsh, rsw = _pair(res_stride, "res_stride")
+    if min(sh, sw, dh, dw, rsh, rsw) < 1:
+        raise ValueError("stride, dilation and res_stride must be ≥ 1")
+    pt, pb, pl, pr = resolve_padding(padding, (h, w), (kh, kw), (sh, sw), (dh, dw))
+    if min(pt, pb, pl, pr) < 0:
+        raise ValueError(f"padding must be ≥ 0, got {(pt, pb, pl, pr)}")
+    oh = conv_output_size(h, kh, sh, pt, pb, dh)
+    ow = conv_output_size(w, kw, sw, pl, pr, dw)
+    if oh < 1 or ow < 1:
+        raise ValueError(f"output would be empty: input {h}x{w}, kernel {kh}x{kw}, padding {(pt, pb, pl, pr)}")
+    cout_g = cout // groups
+    C.check_same_device(x=x, weight=weight)
+    c_res = _check_residual(residual, (n, oh, ow, cout), (rsh, rsw))
+    plain_res = residual is None or ((rsh, rsw) == (1, 1) and c_res == cout and _pixel_uniform(residual))
+
+    pointwise = kh == kw == 1 and sh == sw == 1 and (pt, pb, pl, pr) == (0, 0, 0, 0) and groups == 1
+    if path == "auto":
+        if pointwise and plain_res and _pixel_uniform(x):
+            path = "gemm"
+        elif groups > 1 and min(cin_g, cout_g) < 16:
+            path = "direct"
+        else:
+            path = "igemm"
+    if path == "gemm":
+        if not pointwise:
+            raise ValueError("path='gemm' needs a 1x1, stride-1, unpadded, ungrouped convolution")
+        if not plain_res:
+            raise ValueError("path='gemm' needs a plain [N, OH, OW, C_out] residual (no zero-padded shortcut)")
+        from cnndsl.backends.triton.gemm import linear
+
+        if out is not None:
+            out = _rows(out, "out")
+        y = linear(x.reshape(n * h * w, cin), weight.view(cin, c_w).t(), bias,
+                   act=act, act_a=act_a, act_s=act_s, scale=scale,
+                   residual=None if residual is None else _rows(residual, "residual"),
+                   post_act=post_act, post_a=post_a, post_s=post_s,
+                   highway=None if highway is None else (_rows(highway[0], "highway H"),
+                                                         _rows(highway[1], "highway carry")),
+                   highway_carry=None if highway_carry is None else _rows(highway_carry, "highway carry"),
+                   gate_act=gate_act, gate_a=gate_a, gate_s=gate_s,
+                   out=out, c_offset=c_offset, allow_tf32=allow_tf32, config=config)
+        return y.unflatten(0, (n, h, w))
+    if path == "direct" and pair:
+        raise ValueError("path='direct' has no paired highway epilogue")
+
+    buf, ep = C.epilogue_args((n, oh, ow), cout, x, bias=bias, residual=residual, highway=highway,
+                              highway_carry=highway_carry, out=out, c_offset=c_offset, act=act, act_a=act_a,
+                              act_s=act_s, scale=scale, post_act=post_act, post_a=post_a, post_s=post_s,
+                              gate_act=gate_act, gate_a=gate_a, gate_s=gate_s)
+    C.no_alias(buf[..., c_offset:c_offset + cout], x=x, weight=weight)
+    in_place = any(C.shares_storage(buf, t) for t in C.epilogue_inputs(residual, highway, highway_carry))
+    r = residual
+    args = dict(x_ptr=x, w_ptr=weight, **ep, N=n, H=h, W=w, C_IN_G=cin_g, OH=oh, OW=ow, C_OUT_G=cout_g,
+                KH=kh, KW=kw, SH=sh, SW=sw, PH=pt, PW=pl, DH=dh, DW=dw,
+                stride_xn=x.stride(0), stride_xh=x.stride(1), stride_xw=x.stride(2), stride_wk=c_w,
+                stride_rn=r.stride(0) if r is not None else 0, stride_rh=r.stride(1) if r is not None else 0,
+                stride_rw=r.stride(2) if r is not None else 0, RSH=rsh, RSW=rsw, C_RES=c_res)
+    m = n * oh * ow
+    if path == "igemm":
+        raw, tuned = _conv_igemm_kernel, _conv_igemm_tuned
+        args.update(ALLOW_TF32=bool(allow_tf32) and dt == "fp32",
+                    UPCAST=C.is_interpreted(raw) and dt != "fp32")
+
+        def grid(meta):
+            return (triton.cdiv(m, meta["BLOCK_M"]) * triton.cdiv(cout_g, meta["BLOCK_N"]), groups)
+
+        C.launch(raw, tuned, grid, args, config, lambda: _igemm_default(m, cout_g, kh * kw * cin_g), in_place)
+    elif path == "direct":
+        args["C_OUT"] = cout
+
+        def grid(meta):
+            return (triton.cdiv(m, meta["BLOCK_M"]), triton.cdiv(cout, meta["BLOCK_N"]))
+
+        C.launch(_conv_direct_kernel, _conv_direct_tuned, grid, args, config, lambda: _direct_default(m, cout),
+                 in_place)
+    else:
+        raise ValueError(f"path: expected 'auto', 'igemm', 'direct' or 'gemm', got {path!r}")
+    return buf[..., c_offset:c_offset + cout]
+
+
+def _check_residual(residual: torch.Tensor | None, out_shape: tuple[int, int, int, int],
+                    res_stride: tuple[int, int]) -> int:
+    """The residual's channel count, after checking it fits the output (see conv2d)."""
+    if residual is None:
+        return 0
+    n, oh, ow, cout = out_shape
+    if residual.dim() != 4:
+        raise ValueError(f"residual: expected NHWC [N, H, W, C], got shape {tuple(residual.shape)}")
+    rn, rh, rw, rc = residual.shape
+    sub = (-(-rh // res_stride[0]), -(-rw // res_stride[1]))
+    if rn != n or sub != (oh, ow) or rc > cout:
+        raise ValueError(f"residual: shape {tuple(residual.shape)} subsampled by {res_stride} gives "
+                         f"{(rn, *sub, rc)}, which does not fit the output {out_shape}")
+    return rc
+
+
+def _pixel_uniform(t: torch.Tensor) -> bool:
+    try:
+        C.row_stride("t", t)
+    except ValueError:
+        return False
+    return True
+
+
+def _rows(t: torch.Tensor, name: str) -> torch.Tensor:
+    C.row_stride(name, t)
+    return t.view(-1, t.shape[-1])
+
+
+# --------------------------------------------------------------------------------------------
+# Ahead-of-time compile specs
+# --------------------------------------------------------------------------------------------
+
+
+def compile_specs(dtype: str = "fp16") -> list[tuple[object, dict[str, str], dict[str, object]]]:
+    """Representative ``(kernel, signature, constexprs)`` tuples, for `triton.compile`."""
+    # Between them the specs of conv.py and gemm.py reach every activation code and epilogue branch.
+    igemm = dict(HAS_BIAS=True, HAS_RES=True, HIGHWAY=0, ACT=0, POST_ACT=1, GATE_ACT=2,
+                 ALLOW_TF32=False, UPCAST=False, BLOCK_M=64, BLOCK_N=64, BLOCK_K=32, GROUP_M=8)
+    pair = dict(igemm, HAS_RES=False, HIGHWAY=2, ACT=1, POST_ACT=0, GATE_ACT=4)
+    direct = dict(HAS_BIAS=True, HAS_RES=True, HIGHWAY=1, ACT=5, POST_ACT=3, GATE_ACT=2, BLOCK_M=32, BLOCK_N=64)
+    sig = {"*": dtype, "bias_ptr": "fp32"}
+    return [
+        (_conv_igemm_kernel, C.signature(_conv_igemm_kernel, sig, igemm), igemm),
+        (_conv_igemm_kernel, C.signature(_conv_igemm_kernel, sig, pair), pair),
+        (_conv_direct_kernel, C.signature(_conv_direct_kernel, sig, direct), direct),
+    ]

@@ -1,0 +1,617 @@
+"""The Triton backend's kernels against PyTorch, under Triton's interpreter (no GPU needed).
+
+conftest.py sets TRITON_INTERPRET=1 before any kernel is defined, so every kernel here runs on the
+CPU in numpy: shapes are tiny and tiles large. References are computed in fp32 on NCHW tensors
+(F.conv2d & co.) and permuted to NHWC. The last tests compile every kernel for sm_80 and sm_90 in a
+subprocess with TRITON_INTERPRET unset (an interpreted kernel cannot go through triton.compile).
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("triton")
+F = torch.nn.functional
+
+from cnndsl.backends.triton import _common  # noqa: E402
+from cnndsl.backends.triton.conv import conv2d, pack_conv_weight  # noqa: E402
+from cnndsl.backends.triton.gemm import linear  # noqa: E402
+from cnndsl.backends.triton.lrn import local_response_norm  # noqa: E402
+from cnndsl.backends.triton.pool import global_pool2d, pool2d  # noqa: E402
+from cnndsl.backends.triton.softmax import softmax_lastdim  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+TOL = {torch.float32: 1e-4, torch.float16: 2e-2, torch.bfloat16: 6e-2}
+DTYPES = [torch.float32, torch.float16]
+
+
+def nhwc(t):
+    return t.permute(0, 2, 3, 1).contiguous()
+
+
+def nchw(t):
+    return t.permute(0, 3, 1, 2)
+
+
+def close(got, ref, dtype):
+    """Compare a kernel result (any dtype) with an fp32 reference, relative to the reference's scale."""
+    tol = TOL[dtype]
+    got = got.float()
+    assert got.shape == ref.shape, (got.shape, ref.shape)
+    err = (got - ref).abs().max().item() if ref.numel() else 0.0
+    scale = max(1.0, ref.abs().max().item())
+    assert err <= tol * scale, f"max error {err:.3g} > {tol:g}·{scale:.3g}"
+
+
+def rnd(*shape, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(*shape, generator=g)
+
+
+def q(t, dtype):
+    """t rounded to dtype and back: the exact values the kernel sees, for an fp32 reference."""
+    return t.to(dtype).float()
+
+
+@pytest.fixture(autouse=True)
+def _interpreted():
+    if not _common.is_interpreted(conv2d.__globals__["_conv_igemm_kernel"]):
+        pytest.skip("these tests run the kernels under TRITON_INTERPRET=1 (set by conftest.py)")
+
+
+# --------------------------------------------------------------------------------------------
+# Convolution
+# --------------------------------------------------------------------------------------------
+
+# (id, N, C_in, H, W, C_out, kernel, stride, padding, dilation, groups, path)
+CONV_CASES = [
+    ("1x1-gemm", 2, 5, 7, 6, 12, 1, 1, 0, 1, 1, "auto"),
+    ("1x1-s2", 1, 6, 9, 9, 10, 1, 2, 0, 1, 1, "auto"),
+    ("3x3-same", 2, 5, 7, 9, 12, 3, 1, 1, 1, 1, "auto"),
+    ("3x3-s2-odd", 1, 7, 9, 7, 11, 3, 2, 1, 1, 1, "auto"),
+    ("5x5", 1, 4, 8, 9, 6, 5, 1, 2, 1, 1, "auto"),
+    ("7x7-s2-stem", 1, 3, 9, 9, 8, 7, 2, 3, 1, 1, "auto"),
+    ("1x7", 1, 6, 5, 9, 7, (1, 7), 1, (0, 3), 1, 1, "auto"),
+    ("7x1", 1, 6, 9, 5, 7, (7, 1), 1, (3, 0), 1, 1, "auto"),
+    ("11x11-s4", 1, 3, 13, 15, 5, 11, 4, 2, 1, 1, "auto"),
+    ("3x3-dil2", 1, 5, 9, 8, 6, 3, 1, 2, 2, 1, "auto"),
+    ("same-s2-asym", 1, 4, 8, 9, 5, 3, 2, "same", 1, 1, "auto"),
+    ("same-even-k", 1, 4, 6, 7, 5, 4, 1, "same", 1, 1, "auto"),
+    ("same-dil2", 1, 4, 7, 6, 5, 3, 1, "same", 2, 1, "auto"),
+    ("4-pad", 1, 4, 6, 7, 5, 3, (2, 1), (1, 2, 0, 1), 1, 1, "auto"),
+    ("groups2-igemm", 1, 6, 7, 7, 12, 3, 1, 1, 1, 2, "igemm"),
+    ("groups2-direct", 1, 6, 7, 7, 12, 3, 2, 1, 1, 2, "auto"),
+    ("depthwise", 2, 8, 7, 6, 8, 3, 1, 1, 1, 8, "auto"),
+    ("depthwise-x2-s2", 1, 5, 9, 9, 10, 5, 2, 2, 1, 5, "auto"),
+    ("depthwise-dil2", 1, 6, 9, 9, 6, 3, 1, 2, 2, 6, "auto"),
+]
+
+
+def _torch_padding(padding, h, w, k, s, d):
+    """The (left, right, top, bottom) F.pad arguments equivalent to the kernels' padding spec."""
+    from cnndsl.backends.triton.conv import resolve_padding
+
+    kk = (k, k) if isinstance(k, int) else k
+    ss = (s, s) if isinstance(s, int) else s
+    t, b, left, r = resolve_padding(padding, (h, w), kk, ss, (d, d))
+    return left, r, t, b
+
+
+def conv_reference(x, w, b, stride, padding, dilation, groups):
+    pads = _torch_padding(padding, x.shape[2], x.shape[3], w.shape[2:], stride, dilation)
+    return F.conv2d(F.pad(x, pads), w, b, stride=stride, dilation=dilation, groups=groups)
+
+
+def conv_operands(n, cin, h, w, cout, k, groups, seed=0):
+    kh, kw = (k, k) if isinstance(k, int) else k
+    x = rnd(n, cin, h, w, seed=seed)
+    wt = rnd(cout, cin // groups, kh, kw, seed=seed + 1) / (kh * kw * cin // groups) ** 0.5
+    bias = rnd(cout, seed=seed + 2)
+    return x, wt, bias
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")
+@pytest.mark.parametrize("dtype", DTYPES, ids=["fp32", "fp16"])
+@pytest.mark.parametrize("case", CONV_CASES, ids=[c[0] for c in CONV_CASES])
+def test_conv(case, dtype):
+    _, n, cin, h, w, cout, k, s, p, d, g, path = case
+    x, wt, bias = conv_operands(n, cin, h, w, cout, k, g)
+    ref = conv_reference(q(x, dtype), q(wt, dtype), bias, s, p, d, g)
+    if p == "same" and s == 1:  # our "same" is PyTorch's where PyTorch has one
+        close(F.conv2d(q(x, dtype), q(wt, dtype), bias, padding="same", dilation=d, groups=g), ref, torch.float32)
+    got = conv2d(nhwc(x).to(dtype), pack_conv_weight(wt).to(dtype), bias, stride=s, padding=p, dilation=d,
+                 groups=g, path=path)
+    assert got.dtype == dtype
+    close(nchw(got), ref, dtype)
+
+
+@pytest.mark.parametrize("path", ["igemm", "direct", "gemm"])
+def test_conv_multi_tile(path):
+    """Small pinned tiles: several tiles along M, N and K, with ragged edges in each."""
+    groups = 2 if path == "direct" else 1
+    k = 1 if path == "gemm" else 3
+    cin, cout = (12, 38) if path == "direct" else (20, 19)
+    x, wt, bias = conv_operands(1, cin, 5, 7, cout, k, groups)
+    cfg = {"igemm": dict(BLOCK_M=16, BLOCK_N=16, BLOCK_K=16, GROUP_M=2),
+           "direct": dict(BLOCK_M=16, BLOCK_N=16),
+           "gemm": dict(BLOCK_M=16, BLOCK_N=16, BLOCK_K=16, GROUP_M=2)}[path]
+    ref = conv_reference(x, wt, bias, 1, k // 2, 1, groups)
+    got = conv2d(nhwc(x), pack_conv_weight(wt), bias, padding=k // 2, groups=groups, path=path, config=cfg)
+    close(nchw(got), ref, torch.float32)
+
+
+ACTS = [
+    ("none", {}, lambda z: z),
+    ("relu", {}, torch.relu),
+    ("sigmoid", {}, torch.sigmoid),
+    ("tanh", {}, torch.tanh),
+    ("stanh", {"a": 1.7159, "s": 2 / 3}, lambda z: 1.7159 * torch.tanh(2 / 3 * z)),
+    ("scaled_tanh", {"a": 0.5, "s": 3.0}, lambda z: 0.5 * torch.tanh(3.0 * z)),
+    ("leaky_relu", {"a": 0.1}, lambda z: F.leaky_relu(z, 0.1)),
+]
+PATHS = {"igemm": (3, 1, 1), "direct": (3, 1, 2), "gemm": (1, 0, 1)}  # kernel, padding, groups
+
+
+def slot(kind, name, params):
+    """Keyword arguments putting activation `name` with its (a, s) into epilogue slot `kind`
+    ("act": before the residual, "post": after it, "gate": the paired highway gate)."""
+    return {"act" if kind == "act" else f"{kind}_act": name, **{f"{kind}_{k}": v for k, v in params.items()}}
+
+
+@pytest.mark.parametrize("path", list(PATHS))
+@pytest.mark.parametrize("act", ACTS, ids=[a[0] for a in ACTS])
+def test_conv_activation(act, path):
+    """Each activation in the act slot (before the residual) and in the post_act slot (after it)."""
+    name, params, fn = act
+    k, p, g = PATHS[path]
+    x, wt, bias = conv_operands(1, 6, 5, 6, 10, k, g, seed=3)
+    z = conv_reference(x, wt, bias, 1, p, 1, g)
+    got = conv2d(nhwc(x), pack_conv_weight(wt), bias, padding=p, groups=g, path=path, **slot("act", name, params))
+    close(nchw(got), fn(z), torch.float32)
+    got = conv2d(nhwc(x), pack_conv_weight(wt), bias, padding=p, groups=g, path=path, scale=0.5,
+                 **slot("post", name, params))
+    close(nchw(got), fn(0.5 * z), torch.float32)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["fp32", "fp16"])
+@pytest.mark.parametrize("path", list(PATHS))
+def test_conv_residual_epilogues(path, dtype):
+    """ResNet (add, then ReLU), Inception-ResNet (scaled branch, add, ReLU), SqueezeNet (ReLU, then add)."""
+    k, p, g = PATHS[path]
+    x, wt, bias = conv_operands(2, 6, 5, 6, 10, k, g, seed=5)
+    res = rnd(2, 10, 5, 6, seed=9)
+    conv = conv_reference(q(x, dtype), q(wt, dtype), bias, 1, p, 1, g)
+    r = q(res, dtype)
+    args = (nhwc(x).to(dtype), pack_conv_weight(wt).to(dtype), bias)
+    kw = dict(padding=p, groups=g, path=path, residual=nhwc(res).to(dtype))
+    close(nchw(conv2d(*args, post_act="relu", **kw)), torch.relu(conv + r), dtype)
+    close(nchw(conv2d(*args, post_act="relu", scale=0.17, **kw)), torch.relu(0.17 * conv + r), dtype)
+    close(nchw(conv2d(*args, act="relu", **kw)), torch.relu(conv) + r, dtype)
+    both = conv2d(*args, act="stanh", act_a=1.5, act_s=0.5, post_act="stanh", post_a=0.7, post_s=2.0, scale=0.3, **kw)
+    close(nchw(both), 0.7 * torch.tanh(2.0 * (0.3 * 1.5 * torch.tanh(0.5 * conv) + r)), dtype)
+    close(nchw(conv2d(*args, scale=-2.0, **kw)), -2.0 * conv + r, dtype)
+
+
+@pytest.mark.parametrize("path", list(PATHS))
+def test_conv_highway(path):
+    k, p, g = PATHS[path]
+    x, wt, bias = conv_operands(1, 6, 5, 6, 6, k, g, seed=7)
+    h_in, carry = rnd(1, 6, 5, 6, seed=11), rnd(1, 6, 5, 6, seed=12)
+    gate = torch.sigmoid(conv_reference(x, wt, bias, 1, p, 1, g))
+    ref = h_in * gate + carry * (1 - gate)
+    got = conv2d(nhwc(x), pack_conv_weight(wt), bias, padding=p, groups=g, path=path, post_act="sigmoid",
+                 highway=(nhwc(h_in), nhwc(carry)))
+    close(nchw(got), ref, torch.float32)
+
+
+@pytest.mark.parametrize("path", ["igemm", "direct"])
+@pytest.mark.parametrize("res_stride,res_hw,res_c", [(1, (5, 6), 7), (2, (9, 11), 10), (2, (10, 12), 4)])
+def test_conv_zeropad_residual(path, res_stride, res_hw, res_c):
+    """ResNet option-A shortcut fused: the residual subsampled by res_stride, missing channels zero."""
+    from cnndsl.backends.torch.layers import zeropad_shortcut
+
+    g = 2 if path == "direct" else 1
+    x, wt, bias = conv_operands(1, 6, 5, 6, 10, 3, g, seed=40)
+    r = rnd(1, res_c, *res_hw, seed=41)
+    ref = torch.relu(conv_reference(x, wt, bias, 1, 1, 1, g) + zeropad_shortcut(r, 10, res_stride, res_stride))
+    got = conv2d(nhwc(x), pack_conv_weight(wt), bias, padding=1, groups=g, path=path, residual=nhwc(r),
+                 res_stride=res_stride, post_act="relu")
+    close(nchw(got), ref, torch.float32)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["fp32", "fp16"])
+@pytest.mark.parametrize("path,k", [("igemm", 3), ("gemm", 1), ("igemm", 1)])
+def test_conv_highway_pair(path, k, dtype):
+    """The IR's highway_conv: one conv with [W_H; W_T] stacked along C_out, the gate in the epilogue."""
+    c = 6
+    x, wt, bias = conv_operands(2, c, 5, 6, 2 * c, k, 1, seed=50)
+    z = conv_reference(q(x, dtype), q(wt, dtype), bias, 1, k // 2, 1, 1)
+    h, t = torch.relu(z[:, :c]), torch.sigmoid(z[:, c:])
+    ref = h * t + q(x, dtype) * (1 - t)
+    xh = nhwc(x).to(dtype)
+    got = conv2d(xh, pack_conv_weight(wt).to(dtype), bias, padding=k // 2, act="relu", highway_carry=xh, path=path,
+                 config=None if dtype == torch.float32 else dict(BLOCK_M=16, BLOCK_N=16, BLOCK_K=16, GROUP_M=1))
+    assert got.shape == (2, 5, 6, c)
+    close(nchw(got), ref, dtype)
+
+
+def test_linear_highway_pair():
+    x, w, b = rnd(3, 8, seed=1), rnd(16, 8, seed=2) / 8 ** 0.5, rnd(16, seed=3)
+    z = F.linear(x, w, b)
+    h, t = 1.7 * torch.tanh(0.6 * z[:, :8]), torch.sigmoid(z[:, 8:])
+    got = linear(x, w, b, act="stanh", act_a=1.7, act_s=0.6, highway_carry=x)
+    close(got, h * t + x * (1 - t), torch.float32)
+    with pytest.raises(ValueError, match="either"):
+        linear(x, w, b, highway=(x, x), highway_carry=x)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["fp32", "fp16"])
+def test_conv_concat_slices(dtype):
+    """Three branches written into one buffer at channel offsets equal torch.cat of the branches."""
+    n, cin, h, w = 1, 5, 6, 7
+    x = rnd(n, cin, h, w, seed=1)
+    branches = [(1, 0, 1, 4, "auto"), (3, 1, 1, 6, "igemm"), (3, 1, cin, 5, "direct")]  # k, pad, groups, C_out
+    total = sum(b[3] for b in branches) + 2
+    buf = torch.full((n, h, w, total), 7.0, dtype=dtype)
+    refs, off = [], 1
+    for i, (k, p, g, cout, path) in enumerate(branches):
+        _, wt, bias = conv_operands(n, cin, h, w, cout, k, g, seed=20 + i)
+        refs.append(torch.relu(conv_reference(q(x, dtype), q(wt, dtype), bias, 1, p, 1, g)))
+        view = conv2d(nhwc(x).to(dtype), pack_conv_weight(wt).to(dtype), bias, padding=p, groups=g, act="relu",
+                      out=buf, c_offset=off, path=path)
+        assert view.data_ptr() == buf[..., off:].data_ptr() and view.shape[-1] == cout
+        off += cout
+    close(nchw(buf[..., 1:-1]), torch.cat(refs, 1), dtype)
+    assert (buf[..., 0] == 7).all() and (buf[..., -1] == 7).all()
+
+
+def test_conv_strided_operands():
+    """Input, residual and output as channel slices of larger NHWC buffers."""
+    x_big = nhwc(rnd(2, 9, 6, 5, seed=2))
+    x = x_big[..., 2:8]  # 6 channels, pixel stride 9
+    res_big = nhwc(rnd(2, 12, 6, 5, seed=3))
+    res = res_big[..., 1:11]
+    _, wt, bias = conv_operands(2, 6, 6, 5, 10, 3, 1, seed=4)
+    ref = torch.relu(conv_reference(nchw(x), wt, bias, 1, 1, 1, 1) + nchw(res))
+    out = torch.zeros(2, 6, 5, 13)
+    conv2d(x, pack_conv_weight(wt), bias, padding=1, post_act="relu", residual=res, out=out, c_offset=3)
+    close(nchw(out[..., 3:]), ref, torch.float32)
+    # the 1x1 fast path with a strided input falls back or views it as a matrix, either way correct
+    _, w1, b1 = conv_operands(2, 6, 6, 5, 4, 1, 1, seed=5)
+    close(nchw(conv2d(x, pack_conv_weight(w1), b1)), conv_reference(nchw(x), w1, b1, 1, 0, 1, 1), torch.float32)
+
+
+def test_conv_in_place_and_dense_buffers():
+    """out = residual (ResNet's in-place add) is allowed; so is reading channels [0, k) of a buffer while
+    writing [k, k + g) of it (DenseNet); an overlapping read/write is refused."""
+    x, wt, bias = conv_operands(1, 6, 5, 5, 6, 3, 1, seed=30)
+    res = nhwc(rnd(1, 6, 5, 5, seed=31))
+    ref = torch.relu(conv_reference(x, wt, bias, 1, 1, 1, 1) + nchw(res))
+    got = conv2d(nhwc(x), pack_conv_weight(wt), bias, padding=1, post_act="relu", residual=res, out=res)
+    assert got.data_ptr() == res.data_ptr()
+    close(nchw(res), ref, torch.float32)
+    buf = torch.zeros(1, 5, 5, 10)
+    buf[..., :6] = nhwc(x)
+    _, w4, b4 = conv_operands(1, 6, 5, 5, 4, 3, 1, seed=32)
+    conv2d(buf[..., :6], pack_conv_weight(w4), b4, padding=1, out=buf, c_offset=6)
+    close(nchw(buf[..., 6:]), conv_reference(x, w4, b4, 1, 1, 1, 1), torch.float32)
+    close(nchw(buf[..., :6]), x, torch.float32)
+    with pytest.raises(ValueError, match="overlaps x"):
+        conv2d(buf[..., :6], pack_conv_weight(w4), b4, padding=1, out=buf, c_offset=4)
+    _, w1, b1 = conv_operands(1, 6, 5, 5, 4, 1, 1, seed=33)  # the 1x1 GEMM path checks too
+    conv2d(buf[..., :6], pack_conv_weight(w1), b1, out=buf, c_offset=6)
+    close(nchw(buf[..., 6:]), conv_reference(x, w1, b1, 1, 0, 1, 1), torch.float32)
+    with pytest.raises(ValueError, match="overlaps x"):
+        conv2d(buf[..., :6], pack_conv_weight(w1), b1, out=buf, c_offset=5)
+
+
+def test_conv_tf32_flag_ignored_by_interpreter():
+    x, wt, bias = conv_operands(1, 4, 5, 5, 6, 3, 1)
+    got = conv2d(nhwc(x), pack_conv_weight(wt), bias, padding=1, allow_tf32=True)
+    close(nchw(got), conv_reference(x, wt, bias, 1, 1, 1, 1), torch.float32)
+
+
+def test_conv_rejects_bad_operands():
+    x, wt, bias = conv_operands(1, 6, 5, 5, 4, 3, 1)
+    xh, wp = nhwc(x), pack_conv_weight(wt)
+    with pytest.raises(ValueError, match="channel stride"):
+        conv2d(nchw(xh), wp)
+    with pytest.raises(TypeError, match="differs"):
+        conv2d(xh, wp.half())
+    with pytest.raises(ValueError, match="groups"):
+        conv2d(xh, wp, groups=4)
+    with pytest.raises(ValueError, match="residual"):
+        conv2d(xh, wp, padding=1, residual=torch.zeros(1, 4, 5, 4))
+    with pytest.raises(ValueError, match="residual"):
+        conv2d(xh, wp, padding=1, residual=torch.zeros(1, 5, 5, 5))  # more channels than the output
+    with pytest.raises(ValueError, match="exceeds"):
+        conv2d(xh, wp, padding=1, out=torch.zeros(1, 5, 5, 6), c_offset=3)
+    with pytest.raises(ValueError, match="activation"):
+        conv2d(xh, wp, act="gelu")
+    with pytest.raises(TypeError, match="not supported"):
+        conv2d(xh.double(), wp.double())
+
+
+# --------------------------------------------------------------------------------------------
+# Fully connected
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["fp32", "fp16"])
+@pytest.mark.parametrize("m,k,n,bias", [(1, 10, 7, True), (3, 40, 20, False), (5, 17, 33, True)])
+def test_linear(m, k, n, bias, dtype):
+    x, w = rnd(m, k, seed=1), rnd(n, k, seed=2) / k ** 0.5
+    b = rnd(n, seed=3) if bias else None
+    ref = F.linear(q(x, dtype), q(w, dtype), b)
+    close(linear(x.to(dtype), w.to(dtype), b), ref, dtype)
+    # multi-tile, and the weight given as a transposed view of a packed [K, N] matrix
+    wt = w.t().contiguous().to(dtype).t()
+    close(linear(x.to(dtype), wt, b, config=dict(BLOCK_M=16, BLOCK_N=16, BLOCK_K=16, GROUP_M=1)), ref, dtype)
+
+
+def test_linear_epilogues():
+    x, w, b = rnd(4, 12, seed=1), rnd(9, 12, seed=2) / 12 ** 0.5, rnd(9, seed=3)
+    z = F.linear(x, w, b)
+    res, h_in, carry = rnd(4, 9, seed=4), rnd(4, 9, seed=5), rnd(4, 9, seed=6)
+    for name, params, fn in ACTS:
+        close(linear(x, w, b, **slot("act", name, params)), fn(z), torch.float32)
+        close(linear(x, w, b, **slot("post", name, params)), fn(z), torch.float32)
+        gate = linear(x, torch.cat([w, w]), torch.cat([b, b]), highway_carry=res, **slot("gate", name, params))
+        close(gate, z * fn(z) + res * (1 - fn(z)), torch.float32)
+    close(linear(x, w, b, post_act="relu", scale=0.3, residual=res), torch.relu(0.3 * z + res), torch.float32)
+    t = torch.sigmoid(z)
+    close(linear(x, w, b, post_act="sigmoid", highway=(h_in, carry)), h_in * t + carry * (1 - t), torch.float32)
+    buf = torch.zeros(4, 15)
+    linear(x, w, b, act="tanh", out=buf, c_offset=4)
+    close(buf[:, 4:13], torch.tanh(z), torch.float32)
+    assert (buf[:, :4] == 0).all() and (buf[:, 13:] == 0).all()
+    with pytest.raises(ValueError, match="weight"):
+        linear(x, w.t())
+
+
+# --------------------------------------------------------------------------------------------
+# Pooling
+# --------------------------------------------------------------------------------------------
+
+# (id, mode, kernel, stride, padding, dilation, ceil_mode, count_include_pad)
+POOL_CASES = [
+    ("max2", "max", 2, 2, 0, 1, False, True),
+    ("max3-s2-p1", "max", 3, 2, 1, 1, False, True),
+    ("max3-s2-ceil", "max", 3, 2, 0, 1, True, True),
+    ("max3-s1-p1", "max", 3, 1, 1, 1, False, True),
+    ("max3-dil2", "max", 3, 1, 1, 2, False, True),
+    ("max-1x3", "max", (1, 3), (1, 2), (0, 1), 1, True, True),
+    ("avg2", "avg", 2, 2, 0, 1, False, True),
+    ("avg3-s2-p1", "avg", 3, 2, 1, 1, False, True),
+    ("avg3-s2-p1-ceil", "avg", 3, 2, 1, 1, True, True),
+    ("avg3-p1-nopad", "avg", 3, 1, 1, 1, False, False),
+    ("avg3-s2-p1-ceil-nopad", "avg", 3, 2, 1, 1, True, False),
+    ("avg5-s3", "avg", 5, 3, 2, 1, True, True),
+]
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["fp32", "fp16"])
+@pytest.mark.parametrize("case", POOL_CASES, ids=[c[0] for c in POOL_CASES])
+def test_pool(case, dtype):
+    _, mode, k, s, p, d, ceil, cip = case
+    x = rnd(2, 11, 9, 8, seed=4)
+    if mode == "max":
+        ref = F.max_pool2d(q(x, dtype), k, s, p, dilation=d, ceil_mode=ceil)
+    else:
+        ref = F.avg_pool2d(q(x, dtype), k, s, p, ceil_mode=ceil, count_include_pad=cip)
+    got = pool2d(nhwc(x).to(dtype), mode, k, s, p, dilation=d, ceil_mode=ceil, count_include_pad=cip)
+    close(nchw(got), ref, dtype)
+
+
+@pytest.mark.parametrize("mode", ["max", "avg"])
+@pytest.mark.parametrize("size", [(1, 1), (3, 3), (4, 5), (2, 7)])
+def test_adaptive_pool(mode, size):
+    x = rnd(1, 6, 9, 7, seed=5)
+    fn = F.adaptive_max_pool2d if mode == "max" else F.adaptive_avg_pool2d
+    close(nchw(pool2d(nhwc(x), mode, output_size=size)), fn(x, size), torch.float32)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["fp32", "fp16"])
+@pytest.mark.parametrize("mode", ["max", "avg"])
+def test_global_pool(mode, dtype):
+    x = rnd(2, 13, 7, 5, seed=6)
+    fn = F.adaptive_max_pool2d if mode == "max" else F.adaptive_avg_pool2d
+    ref = fn(q(x, dtype), 1)
+    close(nchw(global_pool2d(nhwc(x).to(dtype), mode)), ref, dtype)
+    close(nchw(global_pool2d(nhwc(x).to(dtype), mode, config=dict(BLOCK_HW=16, BLOCK_C=16))), ref, dtype)
+
+
+def test_pool_into_concat_buffer_and_multi_tile():
+    x = rnd(1, 20, 9, 9, seed=7)
+    buf = torch.zeros(1, 4, 4, 26)
+    pool2d(nhwc(x), "max", 3, 2, out=buf, c_offset=5, config=dict(BLOCK_P=16, BLOCK_C=16))
+    close(nchw(buf[..., 5:25]), F.max_pool2d(x, 3, 2), torch.float32)
+    assert (buf[..., :5] == 0).all() and (buf[..., 25:] == 0).all()
+    gbuf = torch.zeros(1, 1, 1, 22)
+    global_pool2d(nhwc(x), "avg", out=gbuf, c_offset=2)
+    close(nchw(gbuf[..., 2:]), F.adaptive_avg_pool2d(x, 1), torch.float32)
+    with pytest.raises(ValueError, match="exactly one"):
+        pool2d(nhwc(x), "max")
+
+
+# --------------------------------------------------------------------------------------------
+# LRN and softmax
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["fp32", "fp16"])
+@pytest.mark.parametrize("size,alpha,beta,k", [(5, 1e-4, 0.75, 2.0), (5, 0.3, 0.75, 1.0), (4, 0.1, 0.5, 1.0),
+                                               (1, 0.5, 1.0, 1.0), (3, 0.2, 0.75, 0.5)])
+def test_lrn(size, alpha, beta, k, dtype):
+    x = rnd(2, 11, 5, 4, seed=8) * 2
+    ref = F.local_response_norm(q(x, dtype), size, alpha, beta, k)
+    close(nchw(local_response_norm(nhwc(x).to(dtype), size, alpha, beta, k)), ref, dtype)
+
+
+def test_lrn_multi_tile_and_2d():
+    x = rnd(3, 37, seed=9) * 2
+    ref = F.local_response_norm(x[:, :, None], 5, 0.2, 0.75, 1.0)[:, :, 0]
+    close(local_response_norm(x, 5, 0.2, 0.75, 1.0, config=dict(BLOCK_M=2, BLOCK_C=16)), ref, torch.float32)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["fp32", "fp16"])
+@pytest.mark.parametrize("log", [False, True], ids=["softmax", "log_softmax"])
+@pytest.mark.parametrize("shape,block_c", [((3, 10), None), ((2, 3, 4, 12), None), ((5, 37), 16), ((1, 1000), None)])
+def test_softmax(shape, block_c, log, dtype):
+    x = rnd(*shape, seed=10) * 3
+    ref = (torch.log_softmax if log else torch.softmax)(q(x, dtype), -1)
+    cfg = None if block_c is None else dict(BLOCK_M=2, BLOCK_C=block_c)  # block_c < C: the two-pass path
+    close(softmax_lastdim(x.to(dtype), log=log, config=cfg), ref, dtype)
+    xi = x.to(dtype)
+    softmax_lastdim(xi, log=log, out=xi, config=cfg)  # in place
+    close(xi, ref, dtype)
+
+
+# --------------------------------------------------------------------------------------------
+# bf16
+# --------------------------------------------------------------------------------------------
+
+
+def test_bf16_inputs():
+    """Every kernel accepts bf16 (converted to fp32 right after each load) and stores bf16."""
+    bf = torch.bfloat16
+    x, wt, bias = conv_operands(1, 6, 6, 5, 8, 3, 1, seed=12)
+    xb, wb = nhwc(x).to(bf), pack_conv_weight(wt).to(bf)
+    res = rnd(1, 8, 6, 5, seed=13)
+    ref = torch.relu(conv_reference(q(x, bf), q(wt, bf), bias, 1, 1, 1, 1) + q(res, bf))
+    for path in ("igemm", "direct"):
+        got = conv2d(xb, wb, bias, padding=1, post_act="relu", residual=nhwc(res).to(bf), path=path)
+        assert got.dtype == bf
+        close(nchw(got), ref, bf)
+    _, w1, b1 = conv_operands(1, 6, 6, 5, 8, 1, 1, seed=14)
+    close(nchw(conv2d(xb, pack_conv_weight(w1).to(bf), b1)), conv_reference(q(x, bf), q(w1, bf), b1, 1, 0, 1, 1), bf)
+    dw_x, dw_w, dw_b = conv_operands(1, 6, 6, 5, 6, 3, 6, seed=15)
+    close(nchw(conv2d(nhwc(dw_x).to(bf), pack_conv_weight(dw_w).to(bf), dw_b, padding=1, groups=6)),
+          conv_reference(q(dw_x, bf), q(dw_w, bf), dw_b, 1, 1, 1, 6), bf)
+    a, w = rnd(3, 20, seed=16), rnd(7, 20, seed=17) / 20 ** 0.5
+    close(linear(a.to(bf), w.to(bf), act="sigmoid"), torch.sigmoid(F.linear(q(a, bf), q(w, bf))), bf)
+    close(nchw(pool2d(xb, "max", 3, 2, 1)), F.max_pool2d(q(x, bf), 3, 2, 1), bf)
+    close(nchw(pool2d(xb, "avg", 3, 2, 1, ceil_mode=True)), F.avg_pool2d(q(x, bf), 3, 2, 1, ceil_mode=True), bf)
+    close(nchw(global_pool2d(xb)), F.adaptive_avg_pool2d(q(x, bf), 1), bf)
+    close(nchw(local_response_norm(xb, 5, 0.1, 0.75, 1.0)), F.local_response_norm(q(x, bf), 5, 0.1, 0.75, 1.0), bf)
+    close(softmax_lastdim(a.to(bf)), torch.softmax(q(a, bf), -1), bf)
+
+
+# --------------------------------------------------------------------------------------------
+# Tuning structure, packaging
+# --------------------------------------------------------------------------------------------
+
+
+def test_autotune_pruning_keeps_fitting_configs():
+    """The GPU path's autotuners: several configs each, pruned to tiles that fit the problem."""
+    from cnndsl.backends.triton import conv, gemm
+
+    for tuned in (conv._conv_igemm_tuned, conv._conv_direct_tuned, gemm._gemm_tuned):
+        assert len(tuned.plain.configs) > 1 and tuned.plain.restore_value == []
+        assert tuned.restoring.restore_value == ["out_ptr"]
+    prune = gemm._gemm_tuned.plain.early_config_prune
+    kept = prune(gemm._GEMM_CONFIGS, {"M": 2, "N": 10, "K": 800})
+    assert [(c.kwargs["BLOCK_M"], c.kwargs["BLOCK_N"]) for c in kept] == [(16, 32)]  # least overshoot
+    assert prune(gemm._GEMM_CONFIGS, {"M": 4096, "N": 4096, "K": 4096}) == gemm._GEMM_CONFIGS
+    kept = conv._conv_igemm_tuned.plain.early_config_prune(
+        conv._IGEMM_CONFIGS, {"N": 1, "OH": 7, "OW": 7, "C_OUT_G": 2048, "KH": 1, "KW": 1, "C_IN_G": 512})
+    assert kept and all(c.kwargs["BLOCK_M"] <= 64 for c in kept)
+    from cnndsl.backends.triton import softmax as sm
+
+    kept = sm._softmax_tuned.plain.early_config_prune(sm._SOFTMAX_CONFIGS, {"M": 256, "C": 4000}, BLOCK_C=4096)
+    assert kept and all(c.kwargs["BLOCK_M"] * 4096 <= 16384 for c in kept)
+
+
+def test_launch_arguments_match_kernel_signatures(monkeypatch):
+    """On a GPU the autotuner binds the wrappers' keyword arguments strictly (an unknown name is a
+    TypeError), while the interpreter silently drops unknown ones: check names here."""
+    seen = []
+    real = _common.launch
+
+    def spy(raw, tuned, grid, args, pinned, default, in_place=False):
+        seen.append((raw, set(args), set(default().kwargs)))
+        assert tuned.plain.fn is raw and tuned.restoring.fn is raw
+        assert all(set(c.kwargs) == set(default().kwargs) for c in tuned.configs), raw.__name__
+        return real(raw, tuned, grid, args, pinned, default, in_place)
+
+    monkeypatch.setattr(_common, "launch", spy)
+    x, wt, bias = conv_operands(1, 4, 5, 5, 4, 3, 1)
+    xh = nhwc(x)
+    for path, g, k in (("igemm", 1, 3), ("direct", 2, 3), ("gemm", 1, 1)):
+        _, w, _ = conv_operands(1, 4, 5, 5, 4, k, g)
+        conv2d(xh, pack_conv_weight(w), bias, groups=g, path=path)
+    pool2d(xh, "max", 2)
+    global_pool2d(xh)
+    local_response_norm(xh, 3)
+    softmax_lastdim(xh)
+    assert len(seen) == 7
+    for raw, names, blocks in seen:
+        assert names.isdisjoint(blocks), raw.__name__
+        assert names | blocks == set(raw.arg_names), (raw.__name__, set(raw.arg_names) ^ (names | blocks))
+
+
+def test_package_import_is_lazy():
+    code = ("import sys, cnndsl, cnndsl.backends.triton as t; "
+            "assert 'torch' not in sys.modules and 'triton' not in sys.modules, 'eager import'; "
+            "t.conv2d; assert 'triton' in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, timeout=120)
+
+
+# --------------------------------------------------------------------------------------------
+# Ahead-of-time compilation for sm_80 / sm_90 (no GPU needed)
+# --------------------------------------------------------------------------------------------
+
+
+def test_interpreted_kernels_cannot_be_aot_compiled():
+    """Why the compile checks run in a subprocess: under TRITON_INTERPRET=1, @triton.jit makes
+    InterpretedFunction objects, which triton.compile(ASTSource(...)) rejects."""
+    import triton
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    from cnndsl.backends.triton import lrn as lrn_mod
+
+    kernel, sig, cst = lrn_mod.compile_specs("fp16")[0]
+    assert _common.is_interpreted(kernel)
+    with pytest.raises(AttributeError, match="cache_key"):
+        triton.compile(ASTSource(kernel, sig, cst), target=GPUTarget("cuda", 90, 32))
+
+
+@pytest.fixture(scope="module")
+def aot_results():
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    proc = subprocess.run([sys.executable, "-m", "cnndsl.backends.triton._aot", "--targets", "80,90",
+                           "--dtypes", "fp16,bf16"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    results = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert results, f"no compile results:\n{proc.stderr[-4000:]}"
+    return results
+
+
+AOT_KERNELS = ["_conv_igemm_kernel", "_conv_direct_kernel", "_gemm_kernel", "_pool_kernel", "_global_pool_kernel",
+               "_lrn_kernel", "_softmax_kernel"]
+
+
+@pytest.mark.parametrize("kernel", AOT_KERNELS)
+def test_compiles_for_sm80_and_sm90(aot_results, kernel):
+    mine = [r for r in aot_results if r["kernel"] == kernel]
+    assert {(r["target"], r["dtype"]) for r in mine} == {(t, d) for t in ("sm_80", "sm_90") for d in ("fp16", "bf16")}
+    failed = [f"{r['target']} {r['dtype']} variant {r['variant']}: {r['error']}" for r in mine if not r["ok"]]
+    assert not failed, "\n".join(failed)
+
+
+def test_compile_specs_are_complete():
+    """Every constexpr of every kernel has a value in its compile spec (a missing one would be compiled
+    as a runtime argument by mistake)."""
+    import importlib
+
+    from cnndsl.backends.triton import _aot
+
+    for name in _aot.MODULES:
+        for kernel, sig, cst in importlib.import_module(f"cnndsl.backends.triton.{name}").compile_specs("fp16"):
+            assert not _common.missing_constexprs(kernel, cst), (kernel, _common.missing_constexprs(kernel, cst))
+            assert set(sig) == set(kernel.arg_names)
