@@ -42,6 +42,15 @@ class Network:
 
         return to_torch(self.graph)
 
+    def to_triton(self, weights: Any = None, device: str = "cuda", dtype: Any = None, cuda_graph: bool = False) -> Any:
+        """The optimised network on the Triton kernels (`cnndsl.backends.triton.launcher.TritonNetwork`).
+
+        weights: a `to_torch()` module's `state_dict()` (fresh ones when None); dtype: torch.float16
+        when None; device "cpu" works under Triton's interpreter (TRITON_INTERPRET=1)."""
+        from cnndsl.backends.triton.launcher import to_triton
+
+        return to_triton(self.graph, weights, device=device, dtype=dtype, cuda_graph=cuda_graph)
+
     def to_json(self) -> dict[str, Any]:
         return ir_graph.to_json(self.graph)
 

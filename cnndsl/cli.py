@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="summary: the layer table (default); ir: the graph as JSON; "
                         "torch: the generated module's code (with -o, the module saved by torch.save)")
     p.add_argument("-o", "--output", metavar="PATH", help="write the result to PATH instead of standard output")
+    p.add_argument("--backend", choices=["torch", "triton"], default="torch",
+                   help="torch: as --emit says (default); triton: also print the Triton backend's optimisation "
+                        "report (fusions, kernels, torch fallbacks); runs the IR passes only, needs no GPU")
     _common(p)
 
     p = sub.add_parser("check", help="check files and report every error",
@@ -106,6 +109,11 @@ def _write(text: str, path: str | None) -> None:
 
 def cmd_compile(args: argparse.Namespace) -> int:
     net = compile_for(args, args.file)
+    if getattr(args, "backend", "torch") == "triton":
+        from cnndsl.backends.triton.launcher import plan_launch
+
+        _write(str(plan_launch(net.graph).report), args.output)
+        return 0
     if args.emit == "summary":
         _write(net.summary().render("text"), args.output)
     elif args.emit == "ir":

@@ -1,0 +1,227 @@
+"""The Triton launcher (cnndsl/backends/triton/launcher.py) under Triton's interpreter, on the CPU.
+
+Each network is compiled, its torch module (random batch-norm statistics, eval mode) is the
+reference, and `to_triton(state_dict, device="cpu")` must agree: max |a − b| / max |b| below
+1e-3 in fp32 and 2e-2 in fp16. Inputs are tiny: the interpreter runs every program in Python.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import cnndsl
+from cnndsl.backends.torch.lower import to_torch
+from cnndsl.cli import main
+
+os.environ.setdefault("TRITON_INTERPRET", "1")
+
+from cnndsl.backends.triton.launcher import plan_launch, to_triton  # noqa: E402
+
+ZOO = Path(__file__).resolve().parents[1] / "zoo"
+
+
+def compile_net(text: str, **kw):
+    return cnndsl.compile_source(text, path=[str(ZOO)], **kw).graph
+
+
+def reference(graph, seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    module = to_torch(graph)
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.running_mean.normal_(0, 0.2)
+                m.running_var.uniform_(0.5, 1.5)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.normal_(0, 0.2)
+            elif type(m).__name__ == "ChannelScale":
+                m.weight.uniform_(0.5, 1.5)
+    return module.eval()
+
+
+def rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a.float() - b.float()).abs().max() / b.float().abs().max().clamp_min(1e-6)).item()
+
+
+def assert_matches(graph, dtype=torch.float32, batch: int = 2, tol: float | None = None):
+    tol = tol or (1e-3 if dtype == torch.float32 else 2e-2)
+    module = reference(graph)
+    gen = torch.Generator().manual_seed(1)
+    xs = [torch.randn(batch, *graph.nodes[n]["shape"], generator=gen) for n in graph.graph["inputs"]]
+    net = to_triton(graph, module.state_dict(), device="cpu", dtype=dtype)
+    with torch.no_grad():
+        want = module(*xs)
+    got = net(*xs)
+    want = want if isinstance(want, tuple) else (want,)
+    got = got if isinstance(got, tuple) else (got,)
+    assert len(got) == len(want)
+    for g, w in zip(got, want):
+        assert g.shape == w.shape
+        assert rel(g, w) < tol, (rel(g, w), net.check(xs, module, tol))
+    return net
+
+
+CONV_BN = """
+network n {
+  input 3x6x6
+  conv 3x3 8 pad=1 bias=false -> bn -> relu
+  conv 3x3 8 /2 pad=1 -> bn eps=0.001 -> scale -> relu
+  conv 1x1 4 -> tanh
+  conv 3x3 4 pad=1 groups=2 -> sigmoid
+}
+"""
+
+RESIDUALS = """
+use "lib/resnet.cnn"
+network res {
+  input 4x6x6
+  basic(4)
+  basic(6, stride=2, shortcut=project)
+  basic(8, shortcut=zeropad)
+  basic(10, stride=2, shortcut=zeropad)
+  residual { conv 3x3 10 pad=1 -> stanh } scale=0.3 -> tanh
+  x = conv 1x1 10
+  add @x @x
+  avgpool global -> fc 10 -> relu
+  residual { fc 10 -> bn -> relu }
+}
+"""
+
+CONCATS = """
+use "lib/inception_bn.cnn"
+network c {
+  x = input 4x5x5
+  m0: inception_bn(4, 3, 5, 2, 3, 2)
+  m1: concat {
+    conv 1x1 2 -> relu
+    conv 3x3 3 pad=1
+    branch { concat {
+      conv 1x1 2
+      maxpool 3x3 /1 pad=1
+    } }
+  }
+  a = conv 1x1 2
+  v2 = m2: concat @a @a
+  b = conv 1x1 3
+  v3 = m3: concat @b @a
+  concat @v2 @v3
+}
+"""
+
+HIGHWAY = """
+network hw {
+  input 4x5x5
+  conv 3x3 6 pad=1 -> relu
+  h1: highway {
+    conv 3x3 6 pad=1 -> bn -> relu
+    gate bias=-2 { conv 3x3 6 pad=1 -> sigmoid }
+  }
+  h3: highway {
+    conv 3x3 6 pad=1 -> relu
+    gate { conv 1x1 6 -> sigmoid }
+  }
+  avgpool global -> fc 6 -> relu
+  h4: highway {
+    fc 6 -> tanh
+    gate bias=-1 { fc 6 -> sigmoid }
+  }
+  fc 3
+}
+"""
+
+POOLS = """
+network p {
+  input 3x9x9
+  conv 3x3 8 pad=1 -> relu
+  a = maxpool 3x3 /2 ceil=true
+  b = @a -> avgpool 3x3 /1 pad=1 count_pad=false
+  c = @b -> lrn 5 -> avgpool 2x2 /2 ceil=true
+  d = @c -> maxpool 2x2 adaptive=true
+  s = @c -> flatten -> dropout 0.5 -> fc 7 -> relu -> fc 4 -> softmax
+  f = @d -> flatten -> fc 3
+  output @b
+  output @s
+  output @f
+}
+"""
+
+NETS = {"conv_bn": CONV_BN, "residuals": RESIDUALS, "concats": CONCATS, "highway": HIGHWAY, "pools": POOLS}
+
+
+@pytest.mark.parametrize("name", sorted(NETS))
+def test_hand_made_networks_fp32(name):
+    assert_matches(compile_net(NETS[name]))
+
+
+@pytest.mark.parametrize("name", ["residuals", "concats"])
+def test_hand_made_networks_fp16(name):
+    assert_matches(compile_net(NETS[name]), dtype=torch.float16)
+
+
+def test_fusions_and_fallbacks_are_reported():
+    net = to_triton(compile_net(RESIDUALS), device="cpu", dtype=torch.float32)
+    r = net.report
+    assert r.optimize.residual_adds_fused == 6 and r.kernel_ops["conv2d"] == 11
+    assert [f[0] for f in r.fallbacks] == ["add2"]  # add @x @x: one producer twice, not fused
+    assert "add2: add (torch lowering)  [<string>:11:3]" in str(r)
+    hw = plan_launch(compile_net(HIGHWAY)).report
+    assert hw.optimize.highways_fused == 2 and [f[0] for f in hw.fallbacks] == ["h3.highway1"]
+    cc = plan_launch(compile_net(CONCATS)).report
+    assert cc.optimize.concats_eliminated >= 2
+
+
+def test_check_names_the_source_line():
+    graph = compile_net(CONV_BN)
+    module = reference(graph)
+    x = torch.randn(1, 3, 6, 6)
+    net = to_triton(graph, module.state_dict(), device="cpu", dtype=torch.float32)
+    assert net.check(x, module) is None
+    sd = {k: v.clone() for k, v in module.state_dict().items()}
+    sd["conv3.weight"] += 0.5
+    bad = to_triton(graph, sd, device="cpu", dtype=torch.float32)
+    msg = bad.check(x, module)
+    assert msg is not None and msg.startswith("<string>:6:") and "conv3" in msg and "tanh1" in msg
+
+
+def test_api_and_cuda_graph_guard():
+    net = cnndsl.compile_source(CONV_BN)
+    tn = net.to_triton(device="cpu", dtype=torch.float32)
+    assert tn(torch.randn(1, 3, 6, 6)).shape == (1, 4, 3, 3)
+    with pytest.raises(ValueError, match="CUDA device"):
+        net.to_triton(device="cpu", cuda_graph=True)
+
+
+def test_resnet_cifar_small():
+    graph = cnndsl.compile_file(ZOO / "resnet_cifar.cnn", set={"n": 1}, input="3x16x16").graph
+    assert_matches(graph, batch=1)
+
+
+def test_resnet18_small():
+    graph = cnndsl.compile_file(ZOO / "resnet18.cnn", set={"classes": 10}, input="3x32x32").graph
+    assert_matches(graph, batch=1)
+
+
+def test_kernel_counts_at_full_size():
+    """A fusion that silently stops shows up here (no launch: the passes and the plan only)."""
+    r50 = plan_launch(cnndsl.compile_file(ZOO / "resnet50.cnn").graph).report
+    assert r50.kernel_ops == {"conv2d": 53, "pool2d": 1, "global_pool2d": 1, "linear": 1}
+    assert r50.optimize.residual_adds_fused == 16 and r50.optimize.bns_folded == 53 and not r50.fallbacks
+    g = plan_launch(cnndsl.compile_file(ZOO / "googlenet.cnn").graph).report
+    assert g.conv_kernels == 41 and g.optimize.concats_eliminated == 9 and len(g.fallbacks) == 9
+    v3 = plan_launch(cnndsl.compile_file(ZOO / "inception_v3.cnn").graph).report
+    assert v3.conv_kernels == 77 and v3.optimize.concats_eliminated == 15 and len(v3.fallbacks) == 9
+
+
+def test_cli_backend_triton(capsys):
+    assert main(["compile", str(ZOO / "resnet50.cnn"), "--backend", "triton"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("resnet50: 53 convolutions → 53 kernels, 16 residual adds fused, 0 concats eliminated")
+    assert "torch fallbacks: none" in out
+    assert main(["compile", str(ZOO / "googlenet.cnn"), "--backend", "triton"]) == 0
+    out = capsys.readouterr().out
+    assert "9 concats eliminated" in out and "torch fallbacks (9):" in out and "inception.cnn:11" in out
