@@ -17,3 +17,14 @@ os.environ.setdefault("TRITON_INTERPRET", "1")
 @pytest.fixture
 def zoo() -> Path:
     return ZOO
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread: tiny tensors run many times faster than on a contended thread pool."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

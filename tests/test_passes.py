@@ -36,12 +36,7 @@ ZOO = Path(__file__).resolve().parents[1] / "zoo"
 FUSED_OPS = ("fused_conv", "fused_fc", "highway_conv", "highway_fc", "slice")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ---- helpers ----------------------------------------------------------------------------

@@ -24,13 +24,7 @@ from tests.test_passes import FUSED_CASES
 Shape = tuple[int, ...]
 Case = tuple[list[Any], dict[str, Any], list[Shape]]  # positional args, keyword args, input shapes
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one intra-op thread is many times faster than a contended pool (and restored after)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 MAPS = [(4, 9, 9), (6, 7, 12), (2, 5, 3), (8, 1, 1)]

@@ -18,13 +18,7 @@ from tests.zoo_table import ROWS
 MODULE = "cnndsl.tools.weights_cli"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on a small shared machine more threads make these tests slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture

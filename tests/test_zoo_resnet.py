@@ -22,15 +22,7 @@ import cnndsl
 from cnndsl.tools.weights import load_weights
 from tests.conftest import ZOO
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: on a small, shared machine more threads make the big copies and
-    forward passes of these tests much slower (spinning workers), not faster."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ---- parameter counts -------------------------------------------------------------------
