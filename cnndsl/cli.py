@@ -160,7 +160,7 @@ COMMANDS = {"compile": cmd_compile, "check": cmd_check, "summary": cmd_summary}
 # Tool commands live beside their tools: each module has `add_command(subparsers, common)`,
 # which adds a subparser and sets `run=function(args) -> exit status`. The modules import
 # torch (and friends) only inside `run`, so `--help`, `check` and `summary` stay light.
-TOOL_COMMANDS: list[str] = ["cnndsl.tools.graph", "cnndsl.tools.export", "cnndsl.tools.weights_cli", "cnndsl.tools.train"]
+TOOL_COMMANDS: list[str] = ["cnndsl.tools.fmt", "cnndsl.tools.graph", "cnndsl.tools.export", "cnndsl.tools.weights_cli", "cnndsl.tools.train"]
 
 
 def main(argv: list[str] | None = None) -> int:
