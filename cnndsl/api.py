@@ -11,7 +11,7 @@ import networkx as nx
 
 from cnndsl.diagnostics import CompileError, Diagnostic, is_silenced
 from cnndsl.elaborate.expand import Limits, elaborate
-from cnndsl.elaborate.loader import load_program
+from cnndsl.elaborate.loader import Program, load_program
 from cnndsl.ir import graph as ir_graph
 from cnndsl.ir.lint import lint
 from cnndsl.tools.summary import Summary, summarize
@@ -116,6 +116,19 @@ def compile_source(
         raise
     warnings = [w for w in lint(graph) if not is_silenced(w, program.sources)]
     return Network(graph, program.sources, warnings)
+
+
+def load_library(path: str | Path, search: list[str] | None = None) -> Program:
+    """Parse a file and every library it `use`s without building a network (`check` on a library)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise CompileError(f"cannot read {path}: {err.strerror if isinstance(err, OSError) else err}") from None
+    try:
+        return load_program(text, str(path), search)
+    except CompileError as err:
+        err.sources = {str(path): text, **err.sources}
+        raise
 
 
 def compile_file(

@@ -12,7 +12,7 @@ import importlib
 import sys
 from pathlib import Path
 
-from cnndsl.api import Network, compile_file, parse_limits
+from cnndsl.api import Network, compile_file, load_library, parse_limits
 from cnndsl.diagnostics import CompileError
 from cnndsl.ir.graph import dumps
 from cnndsl.tools.summary import depth_arg
@@ -134,6 +134,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     errors = 0
     for file in args.files:
         try:
+            library = load_library(file, args.path)
+            if not library.module.networks:  # a library of blocks: its syntax and its `use`s
+                if not args.quiet:
+                    n = len(library.module.blocks)
+                    print(f"{file}: ok (a library of {n} block{'s' if n != 1 else ''})")
+                continue
             net = compile_for(args, file)
         except CompileError as err:
             print(err.render(), file=sys.stderr)

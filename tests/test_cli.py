@@ -161,3 +161,11 @@ def test_readme_error_example_is_what_the_cli_prints(tmp_path, monkeypatch, caps
     monkeypatch.chdir(tmp_path)
     assert main(["check", "net.cnn"]) == 1
     assert capsys.readouterr().err == expected
+
+
+def test_libraries_check_but_do_not_compile(capsys):
+    assert main(["check", str(ZOO / "lib" / "resnet.cnn")]) == 0
+    assert "resnet.cnn: ok (a library of 3 blocks)" in capsys.readouterr().out
+    assert main(["summary", str(ZOO / "lib" / "resnet.cnn")]) == 1
+    err = capsys.readouterr().err
+    assert "lib/resnet.cnn:1:1: error:" in err and "defines no network (only blocks: basic, bottleneck, plain)" in err
