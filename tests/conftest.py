@@ -28,3 +28,40 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def run(capsys):
+    """`cnndsl ARGS…` in-process → (exit status, stdout, stderr)."""
+    from cnndsl import cli
+
+    def call(*args: str) -> tuple[int, str, str]:
+        status = cli.main([str(a) for a in args])
+        out, err = capsys.readouterr()
+        return status, out, err
+
+    return call
+
+
+def torch_reference(graph, seed: int = 0):
+    """The graph's torch module in eval mode, with non-trivial norm statistics and scales, so
+    that a transformation that mishandles them shows in the outputs."""
+    import torch
+    from torch import nn
+
+    from cnndsl.backends.torch.lower import to_torch
+
+    torch.manual_seed(seed)
+    module = to_torch(graph)
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.running_mean.normal_(0, 0.2)
+                m.running_var.uniform_(0.5, 1.5)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.normal_(0, 0.2)
+            elif type(m).__name__ == "ChannelScale":
+                m.weight.uniform_(0.5, 1.5)
+                if m.bias is not None:
+                    m.bias.normal_(0, 0.2)
+    return module.eval()

@@ -12,29 +12,12 @@ import pytest
 import torch
 
 import cnndsl
-from cnndsl import cli
 from cnndsl.tools import export
 from tests.conftest import ZOO
-
-MODULE = "cnndsl.tools.export"
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.fixture
-def run(monkeypatch, capsys):
-    """`cnndsl ARGS…` → (exit status, stdout, stderr), with the command registered whether or
-    not cnndsl/cli.py lists it yet."""
-    if MODULE not in cli.TOOL_COMMANDS:
-        monkeypatch.setattr(cli, "TOOL_COMMANDS", [*cli.TOOL_COMMANDS, MODULE])
-
-    def call(*args: str) -> tuple[int, str, str]:
-        status = cli.main([str(a) for a in args])
-        out, err = capsys.readouterr()
-        return status, out, err
-
-    return call
 
 
 def compiled(file: str, input: str | None = None) -> torch.nn.Module:  # noqa: A002

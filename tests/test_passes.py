@@ -30,6 +30,7 @@ from cnndsl.ir.registry import REGISTRY, ShapeError
 from cnndsl.passes import concat_elim, fold_bn, fuse_1x1, fuse_epilogue, optimize, plan_buffers
 from cnndsl.passes.concat_elim import resolve_slice
 from cnndsl.passes.plan_buffers import storage_of
+from tests.conftest import torch_reference as reference
 
 ZOO = Path(__file__).resolve().parents[1] / "zoo"
 
@@ -46,22 +47,6 @@ def compile_net(text: str, **kw: Any):
     return cnndsl.compile_source(text, path=[str(ZOO)], **kw).graph
 
 
-def reference(graph, seed: int = 0) -> nn.Module:
-    """The original graph's module in eval mode, with non-trivial norm statistics and scales."""
-    torch.manual_seed(seed)
-    module = to_torch(graph)
-    with torch.no_grad():
-        for m in module.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.running_mean.normal_(0, 0.2)
-                m.running_var.uniform_(0.5, 1.5)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.normal_(0, 0.2)
-            elif type(m).__name__ == "ChannelScale":
-                m.weight.uniform_(0.5, 1.5)
-                if m.bias is not None:
-                    m.bias.normal_(0, 0.2)
-    return module.eval()
 
 
 def run(module: nn.Module, graph, batch: int = 2, seed: int = 1) -> tuple[torch.Tensor, ...]:

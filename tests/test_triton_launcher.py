@@ -12,11 +12,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch import nn
 
 import cnndsl
-from cnndsl.backends.torch.lower import to_torch
 from cnndsl.cli import main
+from tests.conftest import torch_reference as reference
 
 os.environ.setdefault("TRITON_INTERPRET", "1")
 
@@ -29,19 +28,6 @@ def compile_net(text: str, **kw):
     return cnndsl.compile_source(text, path=[str(ZOO)], **kw).graph
 
 
-def reference(graph, seed: int = 0) -> nn.Module:
-    torch.manual_seed(seed)
-    module = to_torch(graph)
-    with torch.no_grad():
-        for m in module.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.running_mean.normal_(0, 0.2)
-                m.running_var.uniform_(0.5, 1.5)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.normal_(0, 0.2)
-            elif type(m).__name__ == "ChannelScale":
-                m.weight.uniform_(0.5, 1.5)
-    return module.eval()
 
 
 def rel(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -11,29 +11,12 @@ import torch
 import torchvision
 
 import cnndsl
-from cnndsl import cli
 from tests.conftest import ZOO
 from tests.zoo_table import ROWS
-
-MODULE = "cnndsl.tools.weights_cli"
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.fixture
-def run(monkeypatch, capsys):
-    """`cnndsl ARGS…` → (exit status, stdout, stderr), with the command registered whether or
-    not cnndsl/cli.py lists it yet."""
-    if MODULE not in cli.TOOL_COMMANDS:
-        monkeypatch.setattr(cli, "TOOL_COMMANDS", [*cli.TOOL_COMMANDS, MODULE])
-
-    def call(*args: str) -> tuple[int, str, str]:
-        status = cli.main([str(a) for a in args])
-        out, err = capsys.readouterr()
-        return status, out, err
-
-    return call
 
 
 def randomise(model: torch.nn.Module, seed: int = 0) -> None:
