@@ -14,6 +14,12 @@ ZOO = ROOT / "zoo"
 os.environ.setdefault("TRITON_INTERPRET", "1")
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--full", action="store_true",
+                     help="tests/test_triton_zoo.py: every zoo network at its real input size and class count "
+                          "(for a GPU machine, with TRITON_INTERPRET=0; hours under the interpreter)")
+
+
 @pytest.fixture
 def zoo() -> Path:
     return ZOO

@@ -270,6 +270,37 @@ def test_conv_concat_slices(dtype):
     assert (buf[..., 0] == 7).all() and (buf[..., -1] == 7).all()
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=["fp32", "fp16"])
+@pytest.mark.parametrize("path,lo,hi", [("gemm", 0, 4), ("igemm", 3, 7), ("direct", 6, 10), ("gemm", 2, 10)])
+def test_conv_route_sends_a_channel_range_elsewhere(path, lo, hi, dtype):
+    """A merged 1x1 conv whose branch lives in a concat: channels [lo, hi) go to the concat buffer at
+    its offset, the others to out; out's routed channels and the concat's others stay untouched."""
+    n, cin, h, w, cout = 2, 8, 5, 3, 10
+    x, wt, bias = conv_operands(n, cin, h, w, cout, 1, 1, seed=40)
+    ref = nhwc(torch.relu(conv_reference(q(x, dtype), q(wt, dtype), bias, 1, 0, 1, 1)))
+    own = torch.full((n, h, w, cout), 7.0, dtype=dtype)
+    cat = torch.full((n, h, w, 13), 5.0, dtype=dtype)
+    config = dict(BLOCK_M=16, BLOCK_N=16, BLOCK_K=16, GROUP_M=2) if path != "direct" else dict(BLOCK_M=16, BLOCK_N=16)
+    conv2d(nhwc(x).to(dtype), pack_conv_weight(wt).to(dtype), bias, act="relu", out=own, route=(lo, hi, cat, 2),
+           path=path, config=config)
+    keep = [c for c in range(cout) if not lo <= c < hi]
+    close(own[..., keep], ref[..., keep], dtype)
+    assert (own[..., lo:hi] == 7).all()
+    close(cat[..., 2:2 + hi - lo], ref[..., lo:hi], dtype)
+    assert (cat[..., :2] == 5).all() and (cat[..., 2 + hi - lo:] == 5).all()
+    xl = rnd(3, 6, seed=41)
+    wl = rnd(5, 6, seed=42)
+    cat2 = torch.zeros(3, 9)
+    out2 = linear(xl, wl, out=torch.zeros(3, 5), route=(1, 3, cat2, 6))
+    refl = xl @ wl.t()
+    close(cat2[:, 6:8], refl[:, 1:3], torch.float32)
+    close(out2[:, [0, 3, 4]], refl[:, [0, 3, 4]], torch.float32)
+    with pytest.raises(ValueError, match="route: channel range"):
+        conv2d(nhwc(x), pack_conv_weight(wt), route=(4, 12, cat, 0))
+    with pytest.raises(ValueError, match="route: channel slice"):
+        conv2d(nhwc(x), pack_conv_weight(wt), route=(0, 4, cat, 11))
+
+
 def test_conv_strided_operands():
     """Input, residual and output as channel slices of larger NHWC buffers."""
     x_big = nhwc(rnd(2, 9, 6, 5, seed=2))

@@ -136,7 +136,24 @@ network p {
 }
 """
 
-NETS = {"conv_bn": CONV_BN, "residuals": RESIDUALS, "concats": CONCATS, "highway": HIGHWAY, "pools": POOLS}
+ROUTED = """
+network routed {
+  input 3x5x5
+  conv 3x3 8 pad=1 -> relu
+  m1: concat {
+    conv 1x1 4 -> relu
+    conv 1x1 3 -> relu -> conv 3x3 5 pad=1 -> relu
+  }
+  m2: concat {
+    conv 1x1 3 /2
+    conv 1x1 4 /2 bias=false
+    conv 1x1 2 -> relu -> maxpool 2x2 /2 ceil=true
+  }
+}
+"""
+
+NETS = {"conv_bn": CONV_BN, "residuals": RESIDUALS, "concats": CONCATS, "highway": HIGHWAY, "pools": POOLS,
+        "routed": ROUTED}
 
 
 @pytest.mark.parametrize("name", sorted(NETS))
@@ -144,7 +161,7 @@ def test_hand_made_networks_fp32(name):
     assert_matches(compile_net(NETS[name]))
 
 
-@pytest.mark.parametrize("name", ["residuals", "concats"])
+@pytest.mark.parametrize("name", ["residuals", "concats", "routed"])
 def test_hand_made_networks_fp16(name):
     assert_matches(compile_net(NETS[name]), dtype=torch.float16)
 
@@ -159,6 +176,8 @@ def test_fusions_and_fallbacks_are_reported():
     assert hw.optimize.highways_fused == 2 and [f[0] for f in hw.fallbacks] == ["h3.highway1"]
     cc = plan_launch(compile_net(CONCATS)).report
     assert cc.optimize.concats_eliminated >= 2
+    rt = plan_launch(compile_net(ROUTED)).report  # m1's 1x1 branch routed; m2's second slice copied
+    assert rt.routed == 2 and [f[0] for f in rt.fallbacks] == ["m2.conv2"]
 
 
 def test_check_names_the_source_line():
@@ -198,9 +217,9 @@ def test_kernel_counts_at_full_size():
     assert r50.kernel_ops == {"conv2d": 53, "pool2d": 1, "global_pool2d": 1, "linear": 1}
     assert r50.optimize.residual_adds_fused == 16 and r50.optimize.bns_folded == 53 and not r50.fallbacks
     g = plan_launch(cnndsl.compile_file(ZOO / "googlenet.cnn").graph).report
-    assert g.conv_kernels == 41 and g.optimize.concats_eliminated == 9 and len(g.fallbacks) == 9
+    assert g.conv_kernels == 41 and g.optimize.concats_eliminated == 9 and not g.fallbacks and g.routed == 9
     v3 = plan_launch(cnndsl.compile_file(ZOO / "inception_v3.cnn").graph).report
-    assert v3.conv_kernels == 77 and v3.optimize.concats_eliminated == 15 and len(v3.fallbacks) == 9
+    assert v3.conv_kernels == 77 and v3.optimize.concats_eliminated == 15 and not v3.fallbacks and v3.routed == 9
 
 
 def test_cli_backend_triton(capsys):
@@ -210,4 +229,5 @@ def test_cli_backend_triton(capsys):
     assert "torch fallbacks: none" in out
     assert main(["compile", str(ZOO / "googlenet.cnn"), "--backend", "triton"]) == 0
     out = capsys.readouterr().out
-    assert "9 concats eliminated" in out and "torch fallbacks (9):" in out and "inception.cnn:11" in out
+    assert "9 concats eliminated" in out and "torch fallbacks: none" in out
+    assert "9 merged-1x1 branch slices written straight into their concats" in out

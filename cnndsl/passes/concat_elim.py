@@ -20,8 +20,10 @@ Then, and only then (all or nothing):
 Nesting composes: a producer whose `out_slice` names a concat that itself has an
 `out_slice` lives at the sum of the offsets in the outermost concat's buffer (a launcher
 follows the chain until it reaches a concat without `out_slice`). A `slice` producer (from
-fuse_1x1) with `out_slice` must be materialised into the concat buffer (a channel copy, or the
-merged conv writing that channel range there directly), not kept as a view.
+fuse_1x1) with `out_slice` must be materialised into the concat buffer, not kept as a view:
+when its producer is a (merged, possibly fused) convolution that routes no other slice yet, the
+producer's attrs get `route = slice_node` (the convolution writes that channel range straight
+into the concat's buffer; a kernel epilogue with two destinations); otherwise it is a copy.
 
 Concats that do not qualify are left alone (they copy, as before). The torch backend ignores
 the annotations: the graph computes the same function, and `to_torch` still concatenates.
@@ -35,6 +37,7 @@ from cnndsl.ir.graph import inputs_of
 from cnndsl.passes.common import clone, out_edges, sole_consumer
 
 NOT_WRITABLE = ("input", "flatten", "dropout")
+ROUTERS = ("conv", "fused_conv")  # producers whose kernel can send a channel range to a second buffer
 
 
 def _writable(graph: nx.MultiDiGraph, producer: str, concat: str) -> bool:
@@ -61,7 +64,20 @@ def concat_elim(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
             g.nodes[p]["attrs"]["out_slice"] = (node, offset)
             offset += g.nodes[p]["shape"][0]
         g.nodes[node]["attrs"]["eliminated"] = True
+    for node, data in g.nodes(data=True):
+        if data["op"] == "slice" and "out_slice" in data["attrs"]:
+            src = inputs_of(g, node)[0]
+            if g.nodes[src]["op"] in ROUTERS and "route" not in g.nodes[src]["attrs"]:
+                g.nodes[src]["attrs"]["route"] = node
     return g
+
+
+def routed_by(graph: nx.MultiDiGraph, node: str) -> str | None:
+    """The convolution that writes slice `node` into its concat (`route`), or None."""
+    if graph.nodes[node]["op"] != "slice":
+        return None
+    src = inputs_of(graph, node)[0]
+    return src if graph.nodes[src]["attrs"].get("route") == node else None
 
 
 def resolve_slice(graph: nx.MultiDiGraph, node: str) -> tuple[str, int] | None:

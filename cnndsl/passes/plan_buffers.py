@@ -7,7 +7,8 @@ Execution order is the node order. Each node's output lives in a *storage*:
 - `flatten` and `dropout` (identity at inference) and `slice` (a channel range) are views:
   they share their input's storage;
 - a node with `out_slice` (concat_elim) lives in the storage of the outermost concat of its
-  `out_slice` chain (a `slice` with `out_slice` too: it is then materialised there);
+  `out_slice` chain (a `slice` with `out_slice` too: it is then materialised there, by a copy
+  at its own step or, when its convolution `route`s it, at the convolution's step);
 - every other node (inputs included) has a storage of its own, of
   prod(shape)·batch·itemsize bytes.
 
@@ -40,7 +41,7 @@ import networkx as nx
 
 from cnndsl.ir.graph import inputs_of
 from cnndsl.passes.common import clone, out_edges
-from cnndsl.passes.concat_elim import resolve_slice
+from cnndsl.passes.concat_elim import resolve_slice, routed_by
 
 VIEW_OPS = ("flatten", "dropout", "slice")
 
@@ -96,6 +97,9 @@ def plan_buffers(graph: nx.MultiDiGraph, batch: int = 1, itemsize: int = 2) -> t
         root = owner[node]
         i = pos[node]
         last = max([pos[d] for d, _ in out_edges(g, node)] + [i])
+        writer = routed_by(g, node)
+        if writer is not None:
+            i = pos[writer]  # the convolution writes this slice's channels into the concat
         if node in g.graph["outputs"]:
             last = end_of_run
         start[root] = min(start.get(root, i), i)

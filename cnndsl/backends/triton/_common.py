@@ -138,6 +138,10 @@ def epilogue_store(
     out_ptr,  # output rows: (r, c) stored at r*stride_om + c_offset + c
     stride_om,  # output row stride (C_total for a concat buffer)
     c_offset,  # first channel of this layer's slice in the output buffer
+    route_ptr,  # routed rows (ROUTE): (r, c) for route_lo <= c < route_hi stored at r*stride_qm + route_shift + c
+    stride_qm,  # routed output row stride
+    route_lo, route_hi,  # the routed channel range [route_lo, route_hi) of this layer's C_out
+    route_shift,  # routed channel c lands at channel route_shift + c of route_ptr's rows
     scale,  # fp32 multiplier of the activated layer output, before the residual
     act_a, act_s,  # fp32 (a, s) of ACT
     post_a, post_s,  # fp32 (a, s) of POST_ACT
@@ -148,6 +152,7 @@ def epilogue_store(
     ACT: tl.constexpr,
     POST_ACT: tl.constexpr,
     GATE_ACT: tl.constexpr,
+    ROUTE: tl.constexpr,  # store channels [route_lo, route_hi) to route_ptr instead of out_ptr
 ):
     """z = ACT(acc + bias); z = scale·z + residual; y = POST_ACT(z); highway; store y (see conv.py)."""
     rows64 = rows.to(tl.int64)
@@ -173,7 +178,13 @@ def epilogue_store(
         c = tl.load(hw_c_ptr + rows64[:, None] * stride_cm + cols[None, :], mask=mask, other=0.0).to(tl.float32)
         y = y * t + c * (1.0 - t)
     out_ptrs = out_ptr + rows64[:, None] * stride_om + c_offset + cols[None, :]
-    tl.store(out_ptrs, y.to(out_ptr.dtype.element_ty), mask=mask)
+    if ROUTE:
+        routed = ((cols >= route_lo) & (cols < route_hi))[None, :]
+        tl.store(out_ptrs, y.to(out_ptr.dtype.element_ty), mask=mask & ~routed)
+        q_ptrs = route_ptr + rows64[:, None] * stride_qm + route_shift + cols[None, :]
+        tl.store(q_ptrs, y.to(route_ptr.dtype.element_ty), mask=mask & routed)
+    else:
+        tl.store(out_ptrs, y.to(out_ptr.dtype.element_ty), mask=mask)
 
 
 # --------------------------------------------------------------------------------------------
@@ -202,12 +213,15 @@ def epilogue_args(
     gate_act: str,
     gate_a: float,
     gate_s: float,
+    route: tuple[int, int, torch.Tensor, int] | None = None,
 ) -> tuple[torch.Tensor, dict[str, Any]]:
     """Check the epilogue operands of a conv/gemm producing ``out_rows + (cout,)``; build its kernel args.
 
     The residual is only checked for dtype and device here (its addressing is the caller's:
     ``res_ptr``, ``C_RES``); bias must have ``cout`` entries, or ``2·cout`` with `highway_carry`.
     Returns ``(out_buffer, kwargs)``; the written view is ``out_buffer[..., c_offset:c_offset+cout]``.
+    `route` ``(lo, hi, buffer, offset)`` sends channels ``[lo, hi)`` to ``buffer[..., offset:offset
+    + hi - lo]`` (same rows as out) instead: a merged 1x1 conv whose branch slice lives in a concat.
     Unused pointer arguments get the output buffer (never read: their constexpr flag is off).
     """
     shape = tuple(out_rows) + (cout,)
@@ -244,7 +258,19 @@ def epilogue_args(
     if hw_c is not None:
         check_dtype("highway carry", hw_c)
         stride_cm = row_stride("highway carry", hw_c, shape)
-    check_same_device(ref=dtype_ref, out=out, bias=bias, residual=residual, hw_h=hw_h, hw_c=hw_c)
+    route_buf, stride_qm, route_lo, route_hi, route_shift = out, 0, 0, 0, 0
+    if route is not None:
+        route_lo, route_hi, route_buf, route_off = route
+        check_dtype("route", route_buf)
+        if not 0 <= route_lo < route_hi <= cout:
+            raise ValueError(f"route: channel range [{route_lo}, {route_hi}) is not inside [0, {cout})")
+        if tuple(route_buf.shape[:-1]) != tuple(out_rows):
+            raise ValueError(f"route: expected shape {tuple(out_rows)} + (C_total,), got {tuple(route_buf.shape)}")
+        if route_off < 0 or route_off + route_hi - route_lo > route_buf.shape[-1]:
+            raise ValueError(f"route: channel slice [{route_off}, {route_off + route_hi - route_lo}) exceeds "
+                             f"its {route_buf.shape[-1]} channels")
+        stride_qm, route_shift = row_stride("route", route_buf), route_off - route_lo
+    check_same_device(ref=dtype_ref, out=out, bias=bias, residual=residual, hw_h=hw_h, hw_c=hw_c, route=route_buf)
     kwargs = dict(
         bias_ptr=bias if bias is not None else out,
         t_off=cout if highway_carry is not None else 0,
@@ -256,6 +282,11 @@ def epilogue_args(
         stride_cm=stride_cm,
         stride_om=stride_om,
         c_offset=c_offset,
+        route_ptr=route_buf,
+        stride_qm=stride_qm,
+        route_lo=route_lo,
+        route_hi=route_hi,
+        route_shift=route_shift,
         scale=float(scale),
         act_a=float(act_a),
         act_s=float(act_s),
@@ -269,6 +300,7 @@ def epilogue_args(
         ACT=act_code(act),
         POST_ACT=act_code(post_act),
         GATE_ACT=act_code(gate_act),
+        ROUTE=route is not None,
     )
     return out, kwargs
 

@@ -80,9 +80,11 @@ def _conv_igemm_kernel(
     stride_cm,  # highway carry row stride
     stride_om,  # output row stride (C_total of a concat buffer)
     c_offset,  # first output channel of this conv in the output buffer
+    route_ptr,  # routed output rows (ROUTE): channels [route_lo, route_hi) go here (epilogue_store)
+    stride_qm, route_lo, route_hi, route_shift,  # its row stride, the routed range, the channel shift
     scale, act_a, act_s, post_a, post_s, gate_a, gate_s,  # fp32 epilogue scalars (see epilogue_store)
     HAS_BIAS: tl.constexpr, HAS_RES: tl.constexpr, HIGHWAY: tl.constexpr,
-    ACT: tl.constexpr, POST_ACT: tl.constexpr, GATE_ACT: tl.constexpr,
+    ACT: tl.constexpr, POST_ACT: tl.constexpr, GATE_ACT: tl.constexpr, ROUTE: tl.constexpr,
     ALLOW_TF32: tl.constexpr,  # fp32 inputs: tf32 tensor cores (True) or exact fp32 dot (False)
     UPCAST: tl.constexpr,  # convert loaded operands to fp32 before the dot (interpreter; bf16/fp16)
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
@@ -152,8 +154,9 @@ def _conv_igemm_kernel(
     res_off = nb * stride_rn + (oh * RSH).to(tl.int64) * stride_rh + (ow * RSW).to(tl.int64) * stride_rw
     epilogue_store(acc, acc_t, offs_m, cols, mask_m, mask_n, res_off, bias_ptr, t_off, res_ptr, C_RES,
                    hw_h_ptr, stride_hm, hw_c_ptr, stride_cm, out_ptr, stride_om, c_offset,
+                   route_ptr, stride_qm, route_lo, route_hi, route_shift,
                    scale, act_a, act_s, post_a, post_s, gate_a, gate_s,
-                   HAS_BIAS, HAS_RES, HIGHWAY, ACT, POST_ACT, GATE_ACT)
+                   HAS_BIAS, HAS_RES, HIGHWAY, ACT, POST_ACT, GATE_ACT, ROUTE)
 
 
 @triton.jit
@@ -188,9 +191,11 @@ def _conv_direct_kernel(
     stride_cm,  # highway carry row stride
     stride_om,  # output row stride (C_total of a concat buffer)
     c_offset,  # first output channel of this conv in the output buffer
+    route_ptr,  # routed output rows (ROUTE): channels [route_lo, route_hi) go here (epilogue_store)
+    stride_qm, route_lo, route_hi, route_shift,  # its row stride, the routed range, the channel shift
     scale, act_a, act_s, post_a, post_s, gate_a, gate_s,  # fp32 epilogue scalars (see epilogue_store)
     HAS_BIAS: tl.constexpr, HAS_RES: tl.constexpr, HIGHWAY: tl.constexpr,
-    ACT: tl.constexpr, POST_ACT: tl.constexpr, GATE_ACT: tl.constexpr,
+    ACT: tl.constexpr, POST_ACT: tl.constexpr, GATE_ACT: tl.constexpr, ROUTE: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
     pid_m = tl.program_id(0)
@@ -227,8 +232,9 @@ def _conv_direct_kernel(
     res_off = nb * stride_rn + (oh * RSH).to(tl.int64) * stride_rh + (ow * RSW).to(tl.int64) * stride_rw
     epilogue_store(acc, acc, offs_m, cols, mask_m, mask_n, res_off, bias_ptr, t_off, res_ptr, C_RES,
                    hw_h_ptr, stride_hm, hw_c_ptr, stride_cm, out_ptr, stride_om, c_offset,
+                   route_ptr, stride_qm, route_lo, route_hi, route_shift,
                    scale, act_a, act_s, post_a, post_s, gate_a, gate_s,
-                   HAS_BIAS, HAS_RES, HIGHWAY, ACT, POST_ACT, GATE_ACT)
+                   HAS_BIAS, HAS_RES, HIGHWAY, ACT, POST_ACT, GATE_ACT, ROUTE)
 
 
 # --------------------------------------------------------------------------------------------
@@ -265,8 +271,8 @@ _conv_direct_tuned = C.autotuned(
 
 def _igemm_default(m: int, n: int, k: int) -> triton.Config:
     """One large-tile config for the interpreter (few program instances, few loop steps)."""
-    return C.config(BLOCK_M=C.clamp_pow2(m, 16, 128), BLOCK_N=C.clamp_pow2(n, 16, 64),
-                    BLOCK_K=C.clamp_pow2(k, 16, 128), GROUP_M=8)
+    return C.config(BLOCK_M=C.clamp_pow2(m, 16, 128), BLOCK_N=C.clamp_pow2(n, 16, 512),
+                    BLOCK_K=C.clamp_pow2(k, 16, 1024), GROUP_M=8)
 
 
 def _direct_default(m: int, n: int) -> triton.Config:
@@ -346,6 +352,7 @@ def conv2d(
     gate_s: float = 1.0,
     out: torch.Tensor | None = None,
     c_offset: int = 0,
+    route: tuple[int, int, torch.Tensor, int] | None = None,
     allow_tf32: bool = False,
     path: str = "auto",
     config: triton.Config | dict | None = None,
@@ -360,7 +367,10 @@ def conv2d(
     for a plain add. highway ``(H, carry)`` / highway_carry: pixel-uniform ``[N, OH, OW, C_out]``.
     out: None (allocate ``[N, OH, OW, C_out]`` in x's dtype) or a pixel-uniform
     ``[N, OH, OW, C_total]`` buffer written at channels ``[c_offset, c_offset + C_out)`` (it may be
-    the residual itself: an in-place add); the return value is that slice. path: "auto", "igemm",
+    the residual itself: an in-place add); the return value is that slice. route ``(lo, hi,
+    buffer, offset)``: channels ``[lo, hi)`` are written to the pixel-uniform ``buffer[..., offset:
+    offset + hi − lo]`` instead of out (a merged 1x1 conv's branch that lives in a concat buffer;
+    out's channels there stay unwritten). path: "auto", "igemm",
     "direct" or "gemm" (the 1x1 fast path). config: pin a kernel config (block sizes) instead of
     autotuning / the interpreter default.
     """
@@ -430,7 +440,8 @@ def conv2d(
                                                          _rows(highway[1], "highway carry")),
                    highway_carry=None if highway_carry is None else _rows(highway_carry, "highway carry"),
                    gate_act=gate_act, gate_a=gate_a, gate_s=gate_s,
-                   out=out, c_offset=c_offset, allow_tf32=allow_tf32, config=config)
+                   out=out, c_offset=c_offset, allow_tf32=allow_tf32, config=config,
+                   route=None if route is None else (route[0], route[1], _rows(route[2], "route"), route[3]))
         return y.unflatten(0, (n, h, w))
     if path == "direct" and pair:
         raise ValueError("path='direct' has no paired highway epilogue")
@@ -438,8 +449,10 @@ def conv2d(
     buf, ep = C.epilogue_args((n, oh, ow), cout, x, bias=bias, residual=residual, highway=highway,
                               highway_carry=highway_carry, out=out, c_offset=c_offset, act=act, act_a=act_a,
                               act_s=act_s, scale=scale, post_act=post_act, post_a=post_a, post_s=post_s,
-                              gate_act=gate_act, gate_a=gate_a, gate_s=gate_s)
+                              gate_act=gate_act, gate_a=gate_a, gate_s=gate_s, route=route)
     C.no_alias(buf[..., c_offset:c_offset + cout], x=x, weight=weight)
+    if route is not None:
+        C.no_alias(route[2][..., route[3]:route[3] + route[1] - route[0]], x=x, weight=weight)
     in_place = any(C.shares_storage(buf, t) for t in C.epilogue_inputs(residual, highway, highway_carry))
     r = residual
     args = dict(x_ptr=x, w_ptr=weight, **ep, N=n, H=h, W=w, C_IN_G=cin_g, OH=oh, OW=ow, C_OUT_G=cout_g,
@@ -507,10 +520,11 @@ def _rows(t: torch.Tensor, name: str) -> torch.Tensor:
 def compile_specs(dtype: str = "fp16") -> list[tuple[object, dict[str, str], dict[str, object]]]:
     """Representative ``(kernel, signature, constexprs)`` tuples, for `triton.compile`."""
     # Between them the specs of conv.py and gemm.py reach every activation code and epilogue branch.
-    igemm = dict(HAS_BIAS=True, HAS_RES=True, HIGHWAY=0, ACT=0, POST_ACT=1, GATE_ACT=2,
+    igemm = dict(HAS_BIAS=True, HAS_RES=True, HIGHWAY=0, ACT=0, POST_ACT=1, GATE_ACT=2, ROUTE=True,
                  ALLOW_TF32=False, UPCAST=False, BLOCK_M=64, BLOCK_N=64, BLOCK_K=32, GROUP_M=8)
-    pair = dict(igemm, HAS_RES=False, HIGHWAY=2, ACT=1, POST_ACT=0, GATE_ACT=4)
-    direct = dict(HAS_BIAS=True, HAS_RES=True, HIGHWAY=1, ACT=5, POST_ACT=3, GATE_ACT=2, BLOCK_M=32, BLOCK_N=64)
+    pair = dict(igemm, HAS_RES=False, HIGHWAY=2, ACT=1, POST_ACT=0, GATE_ACT=4, ROUTE=False)
+    direct = dict(HAS_BIAS=True, HAS_RES=True, HIGHWAY=1, ACT=5, POST_ACT=3, GATE_ACT=2, ROUTE=False,
+                  BLOCK_M=32, BLOCK_N=64)
     sig = {"*": dtype, "bias_ptr": "fp32"}
     return [
         (_conv_igemm_kernel, C.signature(_conv_igemm_kernel, sig, igemm), igemm),

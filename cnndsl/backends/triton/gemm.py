@@ -47,9 +47,11 @@ def _gemm_kernel(
     stride_cm,  # highway carry row stride
     stride_om,  # output row stride (N_total of a concat buffer)
     c_offset,  # first output column of this layer in the output buffer
+    route_ptr,  # routed output rows (ROUTE): channels [route_lo, route_hi) go here (epilogue_store)
+    stride_qm, route_lo, route_hi, route_shift,  # its row stride, the routed range, the channel shift
     scale, act_a, act_s, post_a, post_s, gate_a, gate_s,  # fp32 epilogue scalars (see epilogue_store)
     HAS_BIAS: tl.constexpr, HAS_RES: tl.constexpr, HIGHWAY: tl.constexpr,
-    ACT: tl.constexpr, POST_ACT: tl.constexpr, GATE_ACT: tl.constexpr,
+    ACT: tl.constexpr, POST_ACT: tl.constexpr, GATE_ACT: tl.constexpr, ROUTE: tl.constexpr,
     ALLOW_TF32: tl.constexpr,  # fp32 inputs: tf32 tensor cores (True) or exact fp32 dot (False)
     UPCAST: tl.constexpr,  # convert loaded operands to fp32 before the dot (interpreter; bf16/fp16)
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
@@ -101,8 +103,9 @@ def _gemm_kernel(
     res_off = offs_m.to(tl.int64) * stride_rm
     epilogue_store(acc, acc_t, offs_m, offs_n, mask_m, mask_n, res_off, bias_ptr, t_off, res_ptr, C_RES,
                    hw_h_ptr, stride_hm, hw_c_ptr, stride_cm, out_ptr, stride_om, c_offset,
+                   route_ptr, stride_qm, route_lo, route_hi, route_shift,
                    scale, act_a, act_s, post_a, post_s, gate_a, gate_s,
-                   HAS_BIAS, HAS_RES, HIGHWAY, ACT, POST_ACT, GATE_ACT)
+                   HAS_BIAS, HAS_RES, HIGHWAY, ACT, POST_ACT, GATE_ACT, ROUTE)
 
 
 _GEMM_CONFIGS = [
@@ -122,8 +125,8 @@ _gemm_tuned = C.autotuned(_gemm_kernel, _GEMM_CONFIGS, ["M", "N", "K", "HIGHWAY"
 
 
 def _gemm_default(m: int, n: int, k: int) -> triton.Config:
-    return C.config(BLOCK_M=C.clamp_pow2(m, 16, 128), BLOCK_N=C.clamp_pow2(n, 16, 64),
-                    BLOCK_K=C.clamp_pow2(k, 16, 128), GROUP_M=8)
+    return C.config(BLOCK_M=C.clamp_pow2(m, 16, 128), BLOCK_N=C.clamp_pow2(n, 16, 512),
+                    BLOCK_K=C.clamp_pow2(k, 16, 1024), GROUP_M=8)
 
 
 def linear(
@@ -148,6 +151,7 @@ def linear(
     c_offset: int = 0,
     allow_tf32: bool = False,
     config: triton.Config | dict | None = None,
+    route: tuple[int, int, torch.Tensor, int] | None = None,
 ) -> torch.Tensor:
     """``post_act(scale·act(x @ weightᵀ + bias) + residual)`` (+ highway); returns the written view.
 
@@ -155,7 +159,8 @@ def linear(
     ``[2·N, K]`` with `highway_carry` (H's rows, then T's). bias: ``[N]`` (``[2·N]``) or None.
     residual, highway ``(H, carry)``, highway_carry: ``[M, N]`` with unit column stride. out: None
     (allocate ``[M, N]`` in x's dtype) or an ``[M, N_total]`` buffer (unit column stride) written at
-    columns ``[c_offset, c_offset + N)``; the return value is that slice.
+    columns ``[c_offset, c_offset + N)``; the return value is that slice. route ``(lo, hi, buffer,
+    offset)``: columns ``[lo, hi)`` go to ``buffer[:, offset:offset + hi − lo]`` instead of out.
     """
     if x.dim() != 2:
         raise ValueError(f"x: expected [M, K], got shape {tuple(x.shape)}")
@@ -177,8 +182,10 @@ def linear(
     buf, ep = C.epilogue_args((m,), n, x, bias=bias, residual=residual, highway=highway,
                               highway_carry=highway_carry, out=out, c_offset=c_offset, act=act, act_a=act_a,
                               act_s=act_s, scale=scale, post_act=post_act, post_a=post_a, post_s=post_s,
-                              gate_act=gate_act, gate_a=gate_a, gate_s=gate_s)
+                              gate_act=gate_act, gate_a=gate_a, gate_s=gate_s, route=route)
     C.no_alias(buf[:, c_offset:c_offset + n], x=x, weight=weight)
+    if route is not None:
+        C.no_alias(route[2][:, route[3]:route[3] + route[1] - route[0]], x=x, weight=weight)
     in_place = any(C.shares_storage(buf, t) for t in C.epilogue_inputs(residual, highway, highway_carry))
     args = dict(a_ptr=x, b_ptr=weight, **ep, M=m, N=n, K=k, stride_am=x.stride(0), stride_ak=x.stride(1),
                 stride_bn=weight.stride(0), stride_bk=weight.stride(1),
@@ -194,9 +201,9 @@ def linear(
 
 def compile_specs(dtype: str = "fp16") -> list[tuple[object, dict[str, str], dict[str, object]]]:
     """Representative ``(kernel, signature, constexprs)`` tuples, for `triton.compile`."""
-    cst = dict(HAS_BIAS=True, HAS_RES=True, HIGHWAY=1, ACT=4, POST_ACT=2, GATE_ACT=2, ALLOW_TF32=False,
+    cst = dict(HAS_BIAS=True, HAS_RES=True, HIGHWAY=1, ACT=4, POST_ACT=2, GATE_ACT=2, ROUTE=True, ALLOW_TF32=False,
                UPCAST=False, BLOCK_M=64, BLOCK_N=64, BLOCK_K=32, GROUP_M=8)
-    pair = dict(cst, HAS_RES=False, HIGHWAY=2, ACT=1, POST_ACT=0, GATE_ACT=2)
+    pair = dict(cst, HAS_RES=False, HIGHWAY=2, ACT=1, POST_ACT=0, GATE_ACT=2, ROUTE=False)
     sig = {"*": dtype, "bias_ptr": "fp32"}
     return [(_gemm_kernel, C.signature(_gemm_kernel, sig, cst), cst),
             (_gemm_kernel, C.signature(_gemm_kernel, sig, pair), pair)]

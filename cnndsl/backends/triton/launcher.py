@@ -20,7 +20,8 @@ callable `TritonNetwork`:
   slice), or a *torch fallback*: the node's torch lowering applied to NCHW copies of its inputs
   and written back into its buffer (unfused bn, add, concat that was not eliminated, zeropad,
   scale, subsample, rbf, standalone activations, tables, highway gates that were not fused,
-  slices copied into a concat). Fallbacks are counted and listed in `net.report`;
+  slices copied into a concat that their merged convolution could not `route` there itself).
+  Fallbacks are counted and listed in `net.report`;
 - each step keeps the `.cnn` spans of the IR nodes it covers (its own and those it absorbed:
   `fused`, folded batch norms), so `net.check(x, torch_module)` can name the source line of the
   first node whose output differs from the torch module's;
@@ -44,7 +45,7 @@ import networkx as nx
 import torch
 
 from cnndsl.ir.graph import in_shapes, inputs_of
-from cnndsl.passes.concat_elim import resolve_slice
+from cnndsl.passes.concat_elim import resolve_slice, routed_by
 from cnndsl.passes.pipeline import OptimizeReport, optimize
 
 FC_OPS = ("fused_fc", "highway_fc")
@@ -64,7 +65,7 @@ class Step:
 
     node: str
     op: str
-    kind: str  # "triton", "torch" (fallback), "view", "input", "none" (eliminated concat)
+    kind: str  # "triton", "torch" (fallback), "view", "input", "none" (eliminated concat, routed slice)
     kernel: str  # the Triton wrapper or the fallback's description
     covers: tuple[str, ...]  # the original IR nodes whose work this step does
     spans: tuple[str, ...]  # their `.cnn` spans, file:line:col
@@ -83,6 +84,7 @@ class LaunchReport:
     fallbacks: list[tuple[str, str, str]] = field(default_factory=list)  # (node, what, span)
     views: int = 0
     kernel_ops: dict[str, int] = field(default_factory=dict)  # Triton launches by wrapper
+    routed: int = 0  # branch slices a merged 1x1 convolution writes straight into their concat
 
     @property
     def conv_kernels(self) -> int:
@@ -97,7 +99,9 @@ class LaunchReport:
         by_op = ", ".join(f"{n} {k}" for k, n in sorted(self.kernel_ops.items()))
         lines = [head,
                  f"launches per forward: {self.kernels} Triton kernels ({by_op}) + {len(self.fallbacks)} torch "
-                 f"fallbacks; {self.views} views",
+                 f"fallbacks; {self.views} views"
+                 + (f"; {self.routed} merged-1x1 branch slices written straight into their concats"
+                    if self.routed else ""),
                  f"passes: {o}"]
         if self.fallbacks:
             lines.append(f"torch fallbacks ({len(self.fallbacks)}):")
@@ -203,6 +207,9 @@ def plan_launch(graph: nx.MultiDiGraph, weights: Mapping[str, Any] | None = None
                 kind, kernel = "view", "flatten"
                 if len(src_shape) == 3:
                     hwc_flat[node] = tuple(src_shape)  # type: ignore[assignment]
+        elif op == "slice" and routed_by(g, node):
+            kind, kernel = "none", f"written into its concat slice by {routed_by(g, node)}"
+            ref = None
         elif op == "slice":
             kind, kernel = "torch", "slice copied into its concat slice"
             ref = None
@@ -217,7 +224,8 @@ def plan_launch(graph: nx.MultiDiGraph, weights: Mapping[str, Any] | None = None
         if kind == "torch":
             fallbacks.append((node, kernel, step.where()))
         steps.append(step)
-    report = LaunchReport(opt, sum(kernel_ops.values()), fallbacks, views, kernel_ops)
+    routed = sum(1 for st in steps if st.op == "slice" and st.kind == "none")
+    report = LaunchReport(opt, sum(kernel_ops.values()), fallbacks, views, kernel_ops, routed)
     return LaunchPlan(g, graph, w, steps, hwc_flat, report)
 
 
@@ -387,7 +395,7 @@ class TritonNetwork:
             x = given[node].to(device=self.device, dtype=self.dtype)
             out.copy_(x.permute(0, 2, 3, 1) if x.dim() == 4 else x)
             return out
-        if step.kind == "none":  # eliminated concat: its producers wrote the buffer
+        if step.kind == "none":  # eliminated concat or routed slice: its producers wrote the buffer
             full, off = self._target(node, bufs, batch)
             return full[..., off:off + g.nodes[node]["shape"][0]]
         if step.kind == "view":
@@ -405,6 +413,10 @@ class TritonNetwork:
             kw = dict(stride=attrs["stride"], padding=attrs["pad"], dilation=attrs["dilation"],
                       groups=attrs["groups"], act=attrs.get("act", "none"), act_a=attrs.get("act_a", 1.0),
                       act_s=attrs.get("act_s", 1.0), out=full, c_offset=off)
+            if attrs.get("route"):
+                sl = attrs["route"]
+                into, at = self._target(sl, bufs, batch)
+                kw["route"] = (g.nodes[sl]["attrs"]["start"], g.nodes[sl]["attrs"]["stop"], into, at)
             if op == "highway_conv":
                 kw.update(highway_carry=ins[1], gate_act=attrs.get("gate_act", "sigmoid"),
                           gate_a=attrs.get("gate_a", 1.0), gate_s=attrs.get("gate_s", 1.0))
