@@ -13,7 +13,7 @@ import torch
 
 from cnndsl.backends.torch.lower import to_torch
 from cnndsl.ir.graph import from_json, inputs_of, to_json
-from cnndsl.passes import concat_elim, fold_bn, fuse_1x1, fuse_epilogue, plan_buffers
+from cnndsl.passes import concat_elim, fold_bn, fuse_1x1, fuse_epilogue, fuse_prologue, plan_buffers
 from cnndsl.passes.concat_elim import resolve_slice, routed_by
 from tests.conftest import torch_reference as reference
 from tests.pass_checks import (
@@ -290,6 +290,59 @@ def test_fuse_epilogue_after_fuse_1x1_moves_the_shared_activation():
     merged = new.nodes["m1.fused_1x1"]
     assert merged["op"] == "fused_conv" and merged["attrs"]["act"] == "relu"
     assert "relu" not in ops(new)
+
+
+# ---- fuse_prologue ------------------------------------------------------------------------
+
+PREACT = """
+use "lib/preact.cnn"
+network pre {
+  input 4x6x6
+  conv 3x3 6 pad=1 bias=false
+  preact_basic(6)
+  preact_basic_proj(8, stride=2)
+  u = scale -> conv 1x1 8
+  v = @u -> maxpool 3x3 /1 pad=1 -> bn -> stanh a=1.5 s=0.5
+  a = @v -> conv 3x3 8 pad=1 groups=2
+  b = @v -> maxpool 3x3 /1 pad=1
+  add @a @b
+  bn -> relu -> avgpool global -> fc 3
+}
+"""
+
+
+def _to_prologues(graph, weights):
+    return fuse_prologue(*fuse_epilogue(*fold_bn(graph, weights)))
+
+
+def test_fuse_prologue_moves_pre_activations_into_the_convs():
+    graph = compile_net(PREACT)
+    new, _ = assert_same_function(graph, _to_prologues)
+    pre = {n: (d["attrs"]["pre_act"], d["attrs"]["pre_fused"]) for n, d in new.nodes(data=True)
+           if d["attrs"].get("pre")}
+    assert pre == {
+        "preact_basic1.conv1": ("relu", ("preact_basic1.bn1", "preact_basic1.relu1")),
+        # the shared BN-ReLU of a projection unit: both readers apply it
+        "preact_basic_proj1.conv1": ("relu", ("preact_basic_proj1.bn1", "preact_basic_proj1.relu1")),
+        "preact_basic_proj1.shortcut1.conv1": ("relu", ("preact_basic_proj1.bn1", "preact_basic_proj1.relu1")),
+        "conv2": ("none", ("scale1",)),  # a scale without an activation
+    }  # the units' second bn -> relu follows a conv: fold_bn folds it, fuse_epilogue fuses the relu
+    left = {n for n, d in new.nodes(data=True) if d["op"] in ("bn", "stanh", "relu", "scale")}
+    assert left == {"bn1", "stanh1", "bn2", "relu1"}  # read by a pool too; read by a pool only
+
+
+def test_fuse_prologue_weights_and_graph_only():
+    graph = compile_net(PREACT)
+    ref = reference(graph)
+    g, w = _to_prologues(graph, ref.state_dict())
+    assert "preact_basic1.bn1.running_mean" not in w and "scale1.weight" not in w
+    s = w["preact_basic1.conv1.pre_scale"]
+    assert s.shape == (6,) and torch.equal(w["preact_basic_proj1.conv1.pre_shift"],
+                                           w["preact_basic_proj1.shortcut1.conv1.pre_shift"])
+    g2, w2 = _to_prologues(graph, None)
+    assert w2 is None and to_json(g2) == to_json(g)
+    assert to_json(from_json(to_json(g))) == to_json(g)
+    assert "pre_act=relu" in repr(to_torch(g))
 
 
 # ---- concat_elim --------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from cnndsl.backends.torch.lower import LOWERINGS, to_torch
 from cnndsl.ir.graph import from_json, to_json
 from cnndsl.ir.infer import infer_shapes, node_stats
 from cnndsl.ir.registry import REGISTRY, ShapeError
-from cnndsl.passes import concat_elim, fold_bn, fuse_1x1, fuse_epilogue, optimize, plan_buffers
+from cnndsl.passes import concat_elim, fold_bn, fuse_1x1, fuse_epilogue, fuse_prologue, optimize, plan_buffers
 from tests.pass_checks import (
     ZOO,
     assert_same_function,
@@ -139,8 +139,18 @@ def networks(draw) -> str:
     mid_output = False
     widths = st.integers(1, 5)
     for _ in range(draw(st.integers(1, 4))):
-        kind = draw(st.sampled_from(["chain", "residual", "residual", "concat", "highway", "pool"]))
-        if kind == "chain":
+        kind = draw(st.sampled_from(["chain", "residual", "residual", "concat", "highway", "pool", "preact"]))
+        if kind == "preact":  # a pre-activation unit: bn (+ act) that only the readers' prologues can take
+            w = c if draw(st.booleans()) else draw(widths)
+            k = draw(st.sampled_from([1, 3]))
+            pre = draw(st.sampled_from(["bn", "scale", "bn -> relu", "bn -> sigmoid", "scale -> stanh a=1.5 s=0.5"]))
+            conv = f"conv {k}x{k} {w} pad={k // 2}" + draw(st.sampled_from(["", " bias=false", " groups=1"]))
+            if w == c and draw(st.booleans()):
+                lines += ["residual {", f"{pre} -> {conv}", "}"]
+            else:
+                lines.append(f"{pre} -> {conv}")
+                c = w
+        elif kind == "chain":
             c = draw(widths)
             lines.append(draw(conv_unit(c)))
         elif kind == "residual":
@@ -198,6 +208,7 @@ PASSES = {
     "fold_bn": fold_bn,
     "fuse_1x1": lambda g, w: fuse_1x1(*fold_bn(g, w)),
     "fuse_epilogue": fuse_epilogue,
+    "fuse_prologue": lambda g, w: fuse_prologue(*fuse_epilogue(*fold_bn(g, w))),
     "concat_elim": lambda g, w: (concat_elim(g), w),
     "plan_buffers": lambda g, w: (plan_buffers(g)[0], w),
     "pipeline": pipeline,
@@ -228,6 +239,7 @@ FUSED_CASES: dict[str, list[tuple[list, dict, list[tuple[int, ...]]]]] = {
         ([(3, 3), 6], {"stride": 2, "pad": 1, "residual": "zeropad", "res_stride": 2, "post_act": "tanh",
                        "groups": 2}, [(4, 7, 7), (4, 7, 7)]),
         ([(1, 7), 3], {"pad": (0, 3), "act": "sigmoid"}, [(3, 2, 9)]),
+        ([(3, 3), 4], {"pad": 1, "pre": True, "pre_act": "relu", "groups": 2}, [(2, 5, 5)]),
     ],
     "fused_fc": [
         ([5], {"act": "relu"}, [(7,)]),

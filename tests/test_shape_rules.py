@@ -19,7 +19,7 @@ from torch import nn
 import cnndsl
 from cnndsl.backends.torch.lower import LOWERINGS, Fn
 from cnndsl.ir.registry import REGISTRY, ArgError, OpDef, ShapeError
-from tests.test_passes import FUSED_CASES
+from tests.test_passes_zoo import FUSED_CASES
 
 Shape = tuple[int, ...]
 Case = tuple[list[Any], dict[str, Any], list[Shape]]  # positional args, keyword args, input shapes

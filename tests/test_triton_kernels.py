@@ -301,6 +301,27 @@ def test_conv_route_sends_a_channel_range_elsewhere(path, lo, hi, dtype):
         conv2d(nhwc(x), pack_conv_weight(wt), route=(0, 4, cat, 11))
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=["fp32", "fp16"])
+@pytest.mark.parametrize("k,stride,groups,act", [(3, 1, 1, "relu"), (1, 2, 1, "relu"), (3, 2, 2, "stanh"),
+                                                 (1, 1, 1, "none")])
+def test_conv_prologue_is_a_pre_activation(k, stride, groups, act, dtype):
+    """pre=(s, t): the conv of pre_act(x·s + t), the zero padding applied after the prologue."""
+    n, cin, h, w, cout = 2, 6, 7, 5, 8
+    x, wt, bias = conv_operands(n, cin, h, w, cout, k, groups, seed=50)
+    s, t = rnd(cin, seed=51).abs() + 0.5, rnd(cin, seed=52)
+    xa = q(x, dtype) * s[:, None, None] + t[:, None, None]
+    xa = {"relu": torch.relu, "none": lambda v: v, "stanh": lambda v: 1.5 * torch.tanh(0.5 * v)}[act](xa)
+    ref = conv_reference(q(xa, dtype), q(wt, dtype), bias, stride, k // 2, 1, groups)
+    got = conv2d(nhwc(x).to(dtype), pack_conv_weight(wt).to(dtype), bias, stride=stride, padding=k // 2,
+                 groups=groups, pre=(s, t), pre_act=act, pre_a=1.5, pre_s=0.5,
+                 config=dict(BLOCK_M=16, BLOCK_N=16, BLOCK_K=16, GROUP_M=2))
+    close(nchw(got), ref, dtype)
+    with pytest.raises(ValueError, match="igemm path only"):
+        conv2d(nhwc(x), pack_conv_weight(wt), padding=k // 2, groups=groups, pre=(s, t), path="gemm")
+    with pytest.raises(ValueError, match="pre scale"):
+        conv2d(nhwc(x), pack_conv_weight(wt), padding=k // 2, groups=groups, pre=(s[:3], t))
+
+
 def test_conv_strided_operands():
     """Input, residual and output as channel slices of larger NHWC buffers."""
     x_big = nhwc(rnd(2, 9, 6, 5, seed=2))

@@ -218,6 +218,9 @@ def test_kernel_counts_at_full_size():
     assert r50.optimize.residual_adds_fused == 16 and r50.optimize.bns_folded == 53 and not r50.fallbacks
     g = plan_launch(cnndsl.compile_file(ZOO / "googlenet.cnn").graph).report
     assert g.conv_kernels == 41 and g.optimize.concats_eliminated == 9 and not g.fallbacks and g.routed == 9
+    pre = plan_launch(cnndsl.compile_file(ZOO / "preact_resnet50.cnn").graph).report
+    assert pre.conv_kernels == 54 and pre.optimize.prologues == 16 and pre.optimize.residual_adds_fused == 16
+    assert [f[1] for f in pre.fallbacks] == ["bn (torch lowering)", "relu (torch lowering)"]  # before the pool
     v3 = plan_launch(cnndsl.compile_file(ZOO / "inception_v3.cnn").graph).report
     assert v3.conv_kernels == 77 and v3.optimize.concats_eliminated == 15 and not v3.fallbacks and v3.routed == 9
 

@@ -3,6 +3,7 @@
     fold_bn(graph, weights)       -> (graph, weights)   batch norm / scale into conv, fc
     fuse_1x1(graph, weights)      -> (graph, weights)   sibling 1x1 convs → one conv + slices
     fuse_epilogue(graph, weights) -> (graph, weights)   act, residual add, highway gate into conv/fc
+    fuse_prologue(graph, weights) -> (graph, weights)   pre-activation bn (+ act) into the convs reading it
     concat_elim(graph)            -> graph              producers write into their concat slice
     plan_buffers(graph, batch, itemsize) -> (graph, report)   liveness buffer plan
     optimize(graph, weights)      -> (graph, weights, report) all of them, in that order
@@ -15,8 +16,10 @@ from cnndsl.passes.concat_elim import concat_elim
 from cnndsl.passes.fold_bn import fold_bn
 from cnndsl.passes.fuse_1x1 import fuse_1x1
 from cnndsl.passes.fuse_epilogue import fuse_epilogue
+from cnndsl.passes.fuse_prologue import fuse_prologue
 from cnndsl.passes.pipeline import OptimizeReport, optimize
 from cnndsl.passes.plan_buffers import BufferReport, plan_buffers
 
-__all__ = ["BufferReport", "OptimizeReport", "concat_elim", "fold_bn", "fuse_1x1", "fuse_epilogue", "optimize",
+__all__ = ["BufferReport", "OptimizeReport", "concat_elim", "fold_bn", "fuse_1x1", "fuse_epilogue", "fuse_prologue",
+           "optimize",
            "plan_buffers"]

@@ -58,7 +58,7 @@ def foldable_into(graph: nx.MultiDiGraph, layer: str, node: str) -> bool:
     return sole_consumer(graph, layer) == (node, 0)
 
 
-def _affine(graph: nx.MultiDiGraph, node: str, weights: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+def affine(graph: nx.MultiDiGraph, node: str, weights: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     """The per-channel (s, t) of y = x·s + t that a bn/scale node computes."""
     data = graph.nodes[node]
     why = f"folding {data['op']} `{node}`"
@@ -85,7 +85,7 @@ def fold_bn(graph: nx.MultiDiGraph, weights: Mapping[str, Any] | None = None) ->
         if layer is None or not foldable_into(g, layer, node):
             continue
         if w is not None:
-            s, t = _affine(g, node, w)
+            s, t = affine(g, node, w)
             why = f"folding `{node}` into `{layer}`"
             w_ref = get(w, f"{layer}.weight", why)
             weight = to_array(w_ref)

@@ -1,4 +1,4 @@
-"""The optimisation pipeline: fold_bn → fuse_1x1 → fuse_epilogue → concat_elim → plan_buffers.
+"""The optimisation pipeline: fold_bn → fuse_1x1 → fuse_epilogue → fuse_prologue → concat_elim → plan_buffers.
 
     optimize(graph, weights=None, batch=1, itemsize=2, passes=PIPELINE) -> (graph, weights, OptimizeReport)
 
@@ -25,9 +25,10 @@ from cnndsl.passes.concat_elim import concat_elim
 from cnndsl.passes.fold_bn import fold_bn
 from cnndsl.passes.fuse_1x1 import fuse_1x1
 from cnndsl.passes.fuse_epilogue import fuse_epilogue
+from cnndsl.passes.fuse_prologue import fuse_prologue
 from cnndsl.passes.plan_buffers import BufferReport, plan_buffers
 
-PIPELINE = ("fold_bn", "fuse_1x1", "fuse_epilogue", "concat_elim", "plan_buffers")
+PIPELINE = ("fold_bn", "fuse_1x1", "fuse_epilogue", "fuse_prologue", "concat_elim", "plan_buffers")
 CONV_KERNELS = ("conv", "fused_conv", "highway_conv")
 
 
@@ -58,6 +59,7 @@ class OptimizeReport:
     acts_fused: int
     residual_adds_fused: int
     highways_fused: int
+    prologues: int  # batch norms / scales (with their activations) moved into the convs that read them
     concats: int
     concats_eliminated: int
     ops: int  # nodes before (inputs excluded)
@@ -68,7 +70,8 @@ class OptimizeReport:
         parts = [
             f"{self.convs} convolutions → {self.conv_kernels} conv kernels"
             + (f" ({self.convs_merged} 1x1 convolutions merged into {self.merged_groups})" if self.convs_merged else ""),
-            f"{self.bns_folded} of {self.bns} batch norms folded" + (f", {self.scales_folded} scales" if self.scales_folded else ""),
+            f"{self.bns_folded} of {self.bns} batch norms folded" + (f", {self.scales_folded} scales" if self.scales_folded else "")
+            + (f", {self.prologues} moved into conv prologues" if self.prologues else ""),
             f"{self.acts_fused} activations, {self.residual_adds_fused} residual adds"
             + (f", {self.highways_fused} highway gates" if self.highways_fused else "") + " fused",
             f"{self.concats_eliminated} of {self.concats} concats eliminated",
@@ -105,6 +108,10 @@ def optimize(
     if "fuse_epilogue" in passes:
         g, w = fuse_epilogue(g, w)
     after = count_ops(g)
+    bns_before_pro = after.get("bn", 0) + after.get("scale", 0)
+    if "fuse_prologue" in passes:
+        g, w = fuse_prologue(g, w)
+    after = count_ops(g)
     if "concat_elim" in passes:
         g = concat_elim(g)
     buffers = None
@@ -126,6 +133,7 @@ def optimize(
         acts_fused=acts_before - sum(after.get(op, 0) for op in ACT_OPS),
         residual_adds_fused=adds_before - after.get("add", 0),
         highways_fused=after.get("highway_conv", 0) + after.get("highway_fc", 0),
+        prologues=bns_before_pro - after.get("bn", 0) - after.get("scale", 0),
         concats=before.get("concat", 0),
         concats_eliminated=sum(1 for _, d in g.nodes(data=True) if d["op"] == "concat" and d["attrs"].get("eliminated")),
         ops=sum(n for op, n in before.items() if op != "input"),

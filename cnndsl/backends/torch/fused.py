@@ -59,6 +59,8 @@ class _Epilogue:
 
     def extra_repr(self) -> str:  # noqa: D401 - nn.Module's hook
         parts = [super().extra_repr()]  # type: ignore[misc]
+        if getattr(self, "pre", False):
+            parts.append(f"pre_act={self.pre_act[0]}")
         if self.act[0] != "none":
             parts.append(f"act={self.act[0]}")
         if self.residual != "none":
@@ -69,14 +71,21 @@ class _Epilogue:
 
 
 class FusedConv2d(_Epilogue, nn.Conv2d):
-    """nn.Conv2d followed by the fused epilogue; forward(x, residual=None)."""
+    """The fused prologue (when `pre`), nn.Conv2d, the fused epilogue; forward(x, residual=None)."""
 
     def __init__(self, in_channels: int, attrs: dict[str, Any]) -> None:
         nn.Conv2d.__init__(self, in_channels, attrs["out"], attrs["kernel"], attrs["stride"], attrs["pad"],
                            attrs["dilation"], attrs["groups"], attrs["bias"])
         self._setup(attrs)
+        self.pre = bool(attrs.get("pre", False))
+        self.pre_act = (attrs.get("pre_act", "none"), attrs.get("pre_a", 1.0), attrs.get("pre_s", 1.0))
+        if self.pre:
+            self.register_buffer("pre_scale", torch.ones(in_channels))
+            self.register_buffer("pre_shift", torch.zeros(in_channels))
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        if self.pre:
+            x = activate(x * self.pre_scale[:, None, None] + self.pre_shift[:, None, None], *self.pre_act)
         return self.epilogue(nn.Conv2d.forward(self, x), residual)
 
 

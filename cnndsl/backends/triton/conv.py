@@ -18,6 +18,10 @@ Weight packing (`pack_conv_weight`): PyTorch's ``[C_out, C_in/G, KH, KW]`` becom
 channel ``co`` belongs to group ``co // (C_out/G)``, as in PyTorch. The IR's ``highway_conv``
 weight ``[2·C_out, C_in, KH, KW]`` (H's rows, then T's) packs the same way into 2·C_out columns.
 
+Prologue (``_conv_igemm_kernel`` only; the IR's ``fused_conv`` with ``pre``): each loaded input value
+becomes ``pre_act(x·pre_scale[c] + pre_shift[c])`` before the dot, padding staying zero: a
+pre-activation ``bn -> relu`` that cannot fold into any weights runs inside the conv reading it.
+
 Epilogue (shared with gemm.py, see `_common.epilogue_store`; the IR's ``fused_conv`` attributes
 have the same names), in fp32::
 
@@ -42,7 +46,7 @@ import triton
 import triton.language as tl
 
 from cnndsl.backends.triton import _common as C
-from cnndsl.backends.triton._common import epilogue_store
+from cnndsl.backends.triton._common import activation, epilogue_store
 
 # --------------------------------------------------------------------------------------------
 # Kernels
@@ -54,6 +58,7 @@ def _conv_igemm_kernel(
     x_ptr,  # input [N, H, W, C_in]; element (n, h, w, c) at n*stride_xn + h*stride_xh + w*stride_xw + c
     w_ptr,  # packed weights [KH*KW*C_IN_G, C_w]; element (k, co) at k*stride_wk + co (T's columns at t_off + co)
     bias_ptr,  # bias [C_w] (read only when HAS_BIAS)
+    pre_scale_ptr, pre_shift_ptr,  # fp32 [C_in] prologue x ← pre_act(x·scale[c] + shift[c]) (PRE)
     res_ptr,  # residual [N, HR, WR, C_RES]: (n, h, w, c) at n*stride_rn + h*stride_rh + w*stride_rw + c (HAS_RES)
     hw_h_ptr,  # highway H rows: (m, co) at m*stride_hm + co (HIGHWAY == 1)
     hw_c_ptr,  # highway carry rows: (m, co) at m*stride_cm + co (HIGHWAY >= 1)
@@ -83,8 +88,10 @@ def _conv_igemm_kernel(
     route_ptr,  # routed output rows (ROUTE): channels [route_lo, route_hi) go here (epilogue_store)
     stride_qm, route_lo, route_hi, route_shift,  # its row stride, the routed range, the channel shift
     scale, act_a, act_s, post_a, post_s, gate_a, gate_s,  # fp32 epilogue scalars (see epilogue_store)
+    pre_a, pre_s,  # fp32 (a, s) of PRE_ACT
     HAS_BIAS: tl.constexpr, HAS_RES: tl.constexpr, HIGHWAY: tl.constexpr,
     ACT: tl.constexpr, POST_ACT: tl.constexpr, GATE_ACT: tl.constexpr, ROUTE: tl.constexpr,
+    PRE: tl.constexpr, PRE_ACT: tl.constexpr,  # the prologue (a pre-activation bn + act), its activation
     ALLOW_TF32: tl.constexpr,  # fp32 inputs: tf32 tensor cores (True) or exact fp32 dot (False)
     UPCAST: tl.constexpr,  # convert loaded operands to fp32 before the dot (interpreter; bf16/fp16)
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
@@ -132,6 +139,11 @@ def _conv_igemm_kernel(
         iw = iw0[:, None] + (kw * DW)[None, :]
         a_mask = mask_m[:, None] & mask_k[None, :] & (ih >= 0) & (ih < H) & (iw >= 0) & (iw < W)
         a = tl.load(x_rows[:, None] + ih * stride_xh + iw * stride_xw + ci[None, :], mask=a_mask, other=0.0)
+        if PRE:  # applied to the loaded values; the zero padding stays zero
+            p_s = tl.load(pre_scale_ptr + g * C_IN_G + ci, mask=mask_k, other=0.0)
+            p_t = tl.load(pre_shift_ptr + g * C_IN_G + ci, mask=mask_k, other=0.0)
+            a_pre = activation(a.to(tl.float32) * p_s[None, :] + p_t[None, :], PRE_ACT, pre_a, pre_s)
+            a = tl.where(a_mask, a_pre, 0.0).to(x_ptr.dtype.element_ty)
         b_mask = mask_k[:, None] & mask_n[None, :]
         b_ptrs = w_ptr + offs_k[:, None].to(tl.int64) * stride_wk + cols[None, :]
         b = tl.load(b_ptrs, mask=b_mask, other=0.0)
@@ -353,6 +365,10 @@ def conv2d(
     out: torch.Tensor | None = None,
     c_offset: int = 0,
     route: tuple[int, int, torch.Tensor, int] | None = None,
+    pre: tuple[torch.Tensor, torch.Tensor] | None = None,
+    pre_act: str = "none",
+    pre_a: float = 1.0,
+    pre_s: float = 1.0,
     allow_tf32: bool = False,
     path: str = "auto",
     config: triton.Config | dict | None = None,
@@ -370,7 +386,9 @@ def conv2d(
     the residual itself: an in-place add); the return value is that slice. route ``(lo, hi,
     buffer, offset)``: channels ``[lo, hi)`` are written to the pixel-uniform ``buffer[..., offset:
     offset + hi − lo]`` instead of out (a merged 1x1 conv's branch that lives in a concat buffer;
-    out's channels there stay unwritten). path: "auto", "igemm",
+    out's channels there stay unwritten). pre ``(scale, shift)``: fp32 ``[C_in]`` vectors of a prologue
+    ``x ← pre_act(x·scale + shift)`` (with pre_a, pre_s) applied to the input before the zero
+    padding (igemm path only). path: "auto", "igemm",
     "direct" or "gemm" (the 1x1 fast path). config: pin a kernel config (block sizes) instead of
     autotuning / the interpreter default.
     """
@@ -416,6 +434,14 @@ def conv2d(
     plain_res = residual is None or ((rsh, rsw) == (1, 1) and c_res == cout and _pixel_uniform(residual))
 
     pointwise = kh == kw == 1 and sh == sw == 1 and (pt, pb, pl, pr) == (0, 0, 0, 0) and groups == 1
+    if pre is not None:
+        if path not in ("auto", "igemm"):
+            raise ValueError(f"pre: a prologue runs on the igemm path only, not path={path!r}")
+        path = "igemm"
+        for name, v in zip(("pre scale", "pre shift"), pre):
+            if tuple(v.shape) != (cin,) or v.dtype != torch.float32 or v.device != x.device:
+                raise ValueError(f"{name}: expected an fp32 [{cin}] vector on {x.device}, got "
+                                 f"{v.dtype} {tuple(v.shape)} on {v.device}")
     if path == "auto":
         if pointwise and plain_res and _pixel_uniform(x):
             path = "gemm"
@@ -463,7 +489,10 @@ def conv2d(
     m = n * oh * ow
     if path == "igemm":
         raw, tuned = _conv_igemm_kernel, _conv_igemm_tuned
-        args.update(ALLOW_TF32=bool(allow_tf32) and dt == "fp32",
+        args.update(pre_scale_ptr=pre[0].contiguous() if pre else ep["bias_ptr"],
+                    pre_shift_ptr=pre[1].contiguous() if pre else ep["bias_ptr"],
+                    pre_a=float(pre_a), pre_s=float(pre_s), PRE=pre is not None, PRE_ACT=C.act_code(pre_act),
+                    ALLOW_TF32=bool(allow_tf32) and dt == "fp32",
                     UPCAST=C.is_interpreted(raw) and dt != "fp32")
 
         def grid(meta):
@@ -520,12 +549,12 @@ def _rows(t: torch.Tensor, name: str) -> torch.Tensor:
 def compile_specs(dtype: str = "fp16") -> list[tuple[object, dict[str, str], dict[str, object]]]:
     """Representative ``(kernel, signature, constexprs)`` tuples, for `triton.compile`."""
     # Between them the specs of conv.py and gemm.py reach every activation code and epilogue branch.
-    igemm = dict(HAS_BIAS=True, HAS_RES=True, HIGHWAY=0, ACT=0, POST_ACT=1, GATE_ACT=2, ROUTE=True,
-                 ALLOW_TF32=False, UPCAST=False, BLOCK_M=64, BLOCK_N=64, BLOCK_K=32, GROUP_M=8)
-    pair = dict(igemm, HAS_RES=False, HIGHWAY=2, ACT=1, POST_ACT=0, GATE_ACT=4, ROUTE=False)
+    igemm = dict(HAS_BIAS=True, HAS_RES=True, HIGHWAY=0, ACT=0, POST_ACT=1, GATE_ACT=2, ROUTE=True, PRE=True,
+                 PRE_ACT=1, ALLOW_TF32=False, UPCAST=False, BLOCK_M=64, BLOCK_N=64, BLOCK_K=32, GROUP_M=8)
+    pair = dict(igemm, HAS_RES=False, HIGHWAY=2, ACT=1, POST_ACT=0, GATE_ACT=4, ROUTE=False, PRE=False)
     direct = dict(HAS_BIAS=True, HAS_RES=True, HIGHWAY=1, ACT=5, POST_ACT=3, GATE_ACT=2, ROUTE=False,
                   BLOCK_M=32, BLOCK_N=64)
-    sig = {"*": dtype, "bias_ptr": "fp32"}
+    sig = {"*": dtype, "bias_ptr": "fp32", "pre_scale_ptr": "fp32", "pre_shift_ptr": "fp32"}
     return [
         (_conv_igemm_kernel, C.signature(_conv_igemm_kernel, sig, igemm), igemm),
         (_conv_igemm_kernel, C.signature(_conv_igemm_kernel, sig, pair), pair),

@@ -4,8 +4,8 @@
     plan_launch(graph, batch=1, itemsize=2) -> LaunchPlan        (passes only: no weights, no device)
 
 `to_triton` takes the torch backend's `state_dict()` for `graph` (a fresh `to_torch(graph)`'s
-when None), runs `cnndsl.passes.optimize` (fold_bn → fuse_1x1 → fuse_epilogue → concat_elim →
-plan_buffers), packs the weights once (conv: `pack_conv_weight`; an fc reading a C×H×W map gets
+when None), runs `cnndsl.passes.optimize` (fold_bn → fuse_1x1 → fuse_epilogue → fuse_prologue →
+concat_elim → plan_buffers), packs the weights once (conv: `pack_conv_weight`; an fc reading a C×H×W map gets
 its columns permuted from (c, h, w) to the NHWC (h, w, c) order; biases stay fp32) and returns a
 callable `TritonNetwork`:
 
@@ -167,13 +167,14 @@ def plan_launch(graph: nx.MultiDiGraph, weights: Mapping[str, Any] | None = None
     for node, data in g.nodes(data=True):
         op, attrs = data["op"], data["attrs"]
         fused = tuple(attrs.get("fused", ()))
-        covers = (node, *_folded_after(graph, g, node), *fused)
+        covers = (node, *_folded_after(graph, g, node), *fused, *attrs.get("pre_fused", ()))
         ref: str | None = node if node in graph and graph.nodes[node]["op"] == op else None
         if op in CONV_OPS + FC_OPS:
             if op.startswith("highway"):
                 ref = node
             else:
-                ref = fused[-1] if fused else (covers[-1] if len(covers) > 1 else node)
+                folded = _folded_after(graph, g, node)
+                ref = fused[-1] if fused else (folded[-1] if folded else node)
             if ref not in graph:
                 ref = None
         if op == "input":
@@ -295,6 +296,9 @@ class TritonNetwork:
                 p = {"weight": wt.to(self.dtype).contiguous()}
                 if data["attrs"].get("bias", True) and f"{node}.bias" in weights:
                     p["bias"] = self._tensor(weights[f"{node}.bias"], torch.float32).contiguous()
+                if data["attrs"].get("pre"):
+                    for key in ("pre_scale", "pre_shift"):
+                        p[key] = self._tensor(weights[f"{node}.{key}"], torch.float32).contiguous()
                 self._params[node] = p
             elif step.kind == "torch" and step.op in LOWERINGS and step.op not in ("flatten", "slice"):
                 lowered = LOWERINGS[step.op](data["attrs"], in_shapes(g, node), data["shape"])
@@ -413,6 +417,9 @@ class TritonNetwork:
             kw = dict(stride=attrs["stride"], padding=attrs["pad"], dilation=attrs["dilation"],
                       groups=attrs["groups"], act=attrs.get("act", "none"), act_a=attrs.get("act_a", 1.0),
                       act_s=attrs.get("act_s", 1.0), out=full, c_offset=off)
+            if attrs.get("pre"):
+                kw.update(pre=(p["pre_scale"], p["pre_shift"]), pre_act=attrs.get("pre_act", "none"),
+                          pre_a=attrs.get("pre_a", 1.0), pre_s=attrs.get("pre_s", 1.0))
             if attrs.get("route"):
                 sl = attrs["route"]
                 into, at = self._target(sl, bufs, batch)

@@ -20,6 +20,10 @@ operand r when `residual` is not "none"):
 where act(z) is: none → z, relu → max(z, 0), sigmoid → σ(z), tanh → tanh(z),
 stanh → a·tanh(s·z). `fused` lists the names of the IR nodes the op absorbed (for reports).
 
+Prologue of `fused_conv` (`pre = true`, made by fuse_prologue): before the convolution (and
+its zero padding), x ← pre_act(x·pre_scale[c] + pre_shift[c]) per input channel c, with the
+vectors in the weights as `<node>.pre_scale`, `<node>.pre_shift` (buffers, not parameters).
+
 Weights (torch backend keys `<node>.weight`, `<node>.bias`) have PyTorch's layouts:
 fused_conv (out, in/groups, kh, kw), fused_fc (out, in) with a CxHxW input flattened in C, H, W
 order; highway_conv (2·out, in, kh, kw) and highway_fc (2·out, in), rows [0, out) H's and
@@ -98,6 +102,13 @@ _GATE = (
     ParamSpec("gate_s", number, 1.0),
 )
 _FUSED = (ParamSpec("fused", _names, (), doc="names of the absorbed IR nodes"),)
+_PROLOGUE = (
+    ParamSpec("pre", boolean, False, doc="apply pre_act(x·pre_scale + pre_shift) per input channel before the conv"),
+    ParamSpec("pre_act", choice(*ACTS), "none", doc="the prologue's activation"),
+    ParamSpec("pre_a", number, 1.0),
+    ParamSpec("pre_s", number, 1.0),
+    ParamSpec("pre_fused", _names, (), doc="names of the IR nodes the prologue absorbed"),
+)
 
 
 def _conv_attrs(attrs: Attrs) -> Attrs:
@@ -141,7 +152,7 @@ FUSED_CONV = register(
         name="fused_conv",
         doc="a convolution with its epilogue (bias, activation, scaled residual add, activation); "
         "port 1: the residual operand",
-        params=_CONV_PARAMS + _ACT + _RESIDUAL + _FUSED,
+        params=_CONV_PARAMS + _PROLOGUE + _ACT + _RESIDUAL + _FUSED,
         shape=_fused_conv_shape,
         arity=None,  # 1, or 2 with a residual (never elaborated: user=False)
         param_count=lambda a, ins, out: CONV.param_count(_conv_attrs(a), ins[:1], out),
