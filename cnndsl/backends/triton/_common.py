@@ -119,6 +119,20 @@ def activation(x, ACT: tl.constexpr, alpha, beta):
 
 
 @triton.jit
+def dot_acc(acc, a, b, UPCAST: tl.constexpr, ALLOW_TF32: tl.constexpr):
+    """acc + a @ b in fp32: operands upcast first when UPCAST (the interpreter has no fp16/bf16 dot),
+    tf32 tensor cores only when ALLOW_TF32, else an exact fp32 (IEEE) product."""
+    if UPCAST:
+        a = a.to(tl.float32)
+        b = b.to(tl.float32)
+    if ALLOW_TF32:
+        acc = tl.dot(a, b, acc, input_precision="tf32")
+    else:
+        acc = tl.dot(a, b, acc, input_precision="ieee")
+    return acc
+
+
+@triton.jit
 def epilogue_store(
     acc,  # [BLOCK_M, BLOCK_N] fp32 accumulator: the conv / matmul result (H's columns in highway_pair mode)
     acc_t,  # [BLOCK_M, BLOCK_N] fp32 accumulator of the gate T's columns (HIGHWAY == 2; else ignored)

@@ -46,7 +46,7 @@ import triton
 import triton.language as tl
 
 from cnndsl.backends.triton import _common as C
-from cnndsl.backends.triton._common import activation, epilogue_store
+from cnndsl.backends.triton._common import activation, dot_acc, epilogue_store
 
 # --------------------------------------------------------------------------------------------
 # Kernels
@@ -147,21 +147,10 @@ def _conv_igemm_kernel(
         b_mask = mask_k[:, None] & mask_n[None, :]
         b_ptrs = w_ptr + offs_k[:, None].to(tl.int64) * stride_wk + cols[None, :]
         b = tl.load(b_ptrs, mask=b_mask, other=0.0)
-        if UPCAST:
-            a = a.to(tl.float32)
-            b = b.to(tl.float32)
-        if ALLOW_TF32:
-            acc = tl.dot(a, b, acc, input_precision="tf32")
-        else:
-            acc = tl.dot(a, b, acc, input_precision="ieee")
+        acc = dot_acc(acc, a, b, UPCAST, ALLOW_TF32)
         if HIGHWAY == 2:
             b_t = tl.load(b_ptrs + t_off, mask=b_mask, other=0.0)
-            if UPCAST:
-                b_t = b_t.to(tl.float32)
-            if ALLOW_TF32:
-                acc_t = tl.dot(a, b_t, acc_t, input_precision="tf32")
-            else:
-                acc_t = tl.dot(a, b_t, acc_t, input_precision="ieee")
+            acc_t = dot_acc(acc_t, a, b_t, UPCAST, ALLOW_TF32)
 
     res_off = nb * stride_rn + (oh * RSH).to(tl.int64) * stride_rh + (ow * RSW).to(tl.int64) * stride_rw
     epilogue_store(acc, acc_t, offs_m, cols, mask_m, mask_n, res_off, bias_ptr, t_off, res_ptr, C_RES,

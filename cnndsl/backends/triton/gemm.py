@@ -23,7 +23,7 @@ import triton
 import triton.language as tl
 
 from cnndsl.backends.triton import _common as C
-from cnndsl.backends.triton._common import epilogue_store
+from cnndsl.backends.triton._common import dot_acc, epilogue_store
 
 
 @triton.jit
@@ -84,21 +84,10 @@ def _gemm_kernel(
         a = tl.load(a_rows[:, None] + offs_k[None, :] * stride_ak, mask=mask_m[:, None] & mask_k[None, :], other=0.0)
         b_mask = mask_k[:, None] & mask_n[None, :]
         b = tl.load(b_cols[None, :] + offs_k[:, None] * stride_bk, mask=b_mask, other=0.0)
-        if UPCAST:
-            a = a.to(tl.float32)
-            b = b.to(tl.float32)
-        if ALLOW_TF32:
-            acc = tl.dot(a, b, acc, input_precision="tf32")
-        else:
-            acc = tl.dot(a, b, acc, input_precision="ieee")
+        acc = dot_acc(acc, a, b, UPCAST, ALLOW_TF32)
         if HIGHWAY == 2:
             b_t = tl.load(b_cols_t[None, :] + offs_k[:, None] * stride_bk, mask=b_mask, other=0.0)
-            if UPCAST:
-                b_t = b_t.to(tl.float32)
-            if ALLOW_TF32:
-                acc_t = tl.dot(a, b_t, acc_t, input_precision="tf32")
-            else:
-                acc_t = tl.dot(a, b_t, acc_t, input_precision="ieee")
+            acc_t = dot_acc(acc_t, a, b_t, UPCAST, ALLOW_TF32)
 
     res_off = offs_m.to(tl.int64) * stride_rm
     epilogue_store(acc, acc_t, offs_m, offs_n, mask_m, mask_n, res_off, bias_ptr, t_off, res_ptr, C_RES,

@@ -95,7 +95,8 @@ class LaunchReport:
         head = (f"{o.name}: {o.convs} convolutions → {self.conv_kernels} kernels, "
                 f"{o.residual_adds_fused} residual adds fused, {o.concats_eliminated} concats eliminated"
                 + (f", {o.bns_folded} batch norms folded" if o.bns_folded else "")
-                + (f", {o.highways_fused} highway gates fused" if o.highways_fused else ""))
+                + (f", {o.highways_fused} highway gates fused" if o.highways_fused else "")
+                + (f", {o.prologues} pre-activations moved into conv prologues" if o.prologues else ""))
         by_op = ", ".join(f"{n} {k}" for k, n in sorted(self.kernel_ops.items()))
         lines = [head,
                  f"launches per forward: {self.kernels} Triton kernels ({by_op}) + {len(self.fallbacks)} torch "
