@@ -13,7 +13,15 @@ import torch
 
 from cnndsl.backends.torch.lower import to_torch
 from cnndsl.ir.graph import from_json, inputs_of, to_json
-from cnndsl.passes import concat_elim, fold_bn, fuse_1x1, fuse_epilogue, fuse_prologue, plan_buffers
+from cnndsl.passes import (
+    concat_elim,
+    fold_bn,
+    fuse_1x1,
+    fuse_epilogue,
+    fuse_post_norm,
+    fuse_prologue,
+    plan_buffers,
+)
 from cnndsl.passes.concat_elim import resolve_slice, routed_by
 from tests.conftest import torch_reference as reference
 from tests.pass_checks import (
@@ -343,6 +351,32 @@ def test_fuse_prologue_weights_and_graph_only():
     assert w2 is None and to_json(g2) == to_json(g)
     assert to_json(from_json(to_json(g))) == to_json(g)
     assert "pre_act=relu" in repr(to_torch(g))
+
+
+def _to_post_norms(graph, weights):
+    return fuse_post_norm(*fuse_epilogue(*fold_bn(graph, weights)))
+
+
+def test_fuse_post_norm_takes_the_bn_after_a_fused_add():
+    """A bn (scale) that alone reads a fused residual add joins that layer's epilogue, with the
+    activation after it; a bn whose add output is read elsewhere too stays."""
+    graph = compile_net(PREACT)
+    new, _ = assert_same_function(graph, _to_post_norms)
+    post = {n: (d["attrs"]["post_act"], d["attrs"]["fused"]) for n, d in new.nodes(data=True)
+            if d["attrs"].get("post_norm")}
+    assert post == {
+        "preact_basic1.conv2": ("relu", ("preact_basic1.add1", "preact_basic_proj1.bn1", "preact_basic_proj1.relu1")),
+        "preact_basic_proj1.shortcut1.conv1": ("none", ("preact_basic_proj1.add1", "scale1")),
+        "conv3": ("relu", ("add1", "bn2", "relu1")),
+    }
+    left = {n for n, d in new.nodes(data=True) if d["op"] in ("bn", "stanh", "relu", "scale")}
+    assert left == {"preact_basic1.bn1", "preact_basic1.relu1", "bn1", "stanh1"}  # the stem's output is read twice
+    _, w = _to_post_norms(graph, reference(graph).state_dict())
+    assert w["conv3.post_scale"].shape == (8,) and "bn2.running_var" not in w
+    assert "post_norm" in repr(to_torch(new))
+    # then fuse_prologue takes what is left for the convs: the first unit's pre-activation
+    both, _ = assert_same_function(graph, lambda g, w: fuse_prologue(*_to_post_norms(g, w)))
+    assert {n for n, d in both.nodes(data=True) if d["attrs"].get("pre")} == {"preact_basic1.conv1"}
 
 
 # ---- concat_elim --------------------------------------------------------------------------

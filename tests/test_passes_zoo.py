@@ -15,7 +15,16 @@ from cnndsl.backends.torch.lower import LOWERINGS, to_torch
 from cnndsl.ir.graph import from_json, to_json
 from cnndsl.ir.infer import infer_shapes, node_stats
 from cnndsl.ir.registry import REGISTRY, ShapeError
-from cnndsl.passes import concat_elim, fold_bn, fuse_1x1, fuse_epilogue, fuse_prologue, optimize, plan_buffers
+from cnndsl.passes import (
+    concat_elim,
+    fold_bn,
+    fuse_1x1,
+    fuse_epilogue,
+    fuse_post_norm,
+    fuse_prologue,
+    optimize,
+    plan_buffers,
+)
 from tests.pass_checks import (
     ZOO,
     assert_same_function,
@@ -208,6 +217,7 @@ PASSES = {
     "fold_bn": fold_bn,
     "fuse_1x1": lambda g, w: fuse_1x1(*fold_bn(g, w)),
     "fuse_epilogue": fuse_epilogue,
+    "fuse_post_norm": lambda g, w: fuse_post_norm(*fuse_epilogue(*fold_bn(g, w))),
     "fuse_prologue": lambda g, w: fuse_prologue(*fuse_epilogue(*fold_bn(g, w))),
     "concat_elim": lambda g, w: (concat_elim(g), w),
     "plan_buffers": lambda g, w: (plan_buffers(g)[0], w),
@@ -240,10 +250,12 @@ FUSED_CASES: dict[str, list[tuple[list, dict, list[tuple[int, ...]]]]] = {
                        "groups": 2}, [(4, 7, 7), (4, 7, 7)]),
         ([(1, 7), 3], {"pad": (0, 3), "act": "sigmoid"}, [(3, 2, 9)]),
         ([(3, 3), 4], {"pad": 1, "pre": True, "pre_act": "relu", "groups": 2}, [(2, 5, 5)]),
+        ([(1, 1), 4], {"residual": "add", "post_norm": True, "post_act": "relu"}, [(4, 3, 3), (4, 3, 3)]),
     ],
     "fused_fc": [
         ([5], {"act": "relu"}, [(7,)]),
         ([4], {"residual": "add", "post_act": "sigmoid", "bias": False}, [(2, 3, 3), (4,)]),
+        ([4], {"residual": "add", "post_norm": True}, [(4,), (4,)]),
     ],
     "highway_conv": [
         ([(3, 3), 4], {"pad": 1, "act": "relu"}, [(4, 5, 5), (4, 5, 5)]),

@@ -319,6 +319,25 @@ def test_conv_prologue_is_a_pre_activation(k, stride, groups, act, dtype):
         conv2d(nhwc(x), pack_conv_weight(wt), padding=k // 2, groups=groups, pre=(s[:3], t))
 
 
+@pytest.mark.parametrize("path", ["gemm", "igemm", "direct", "linear"])
+def test_post_norm_after_the_residual(path):
+    """post_norm=(s, t): post_act((conv(x) + b + r)·s + t): a bn and relu after a fused add."""
+    n, cin, h, w, cout = 2, 4, 5, 3, 6
+    x, wt, bias = conv_operands(n, cin, h, w, cout, 1, 1, seed=60)
+    r = nhwc(rnd(n, cout, h, w, seed=61))
+    s, t = rnd(cout, seed=62).abs() + 0.5, rnd(cout, seed=63)
+    ref = torch.relu((nhwc(conv_reference(x, wt, bias, 1, 0, 1, 1)) + r) * s + t)
+    if path == "linear":
+        got = linear(nhwc(x).reshape(-1, cin), wt.view(cout, cin), bias, residual=r.reshape(-1, cout),
+                     post_norm=(s, t), post_act="relu").view(n, h, w, cout)
+    else:
+        got = conv2d(nhwc(x), pack_conv_weight(wt), bias, residual=r, post_norm=(s, t), post_act="relu", path=path,
+                     config=dict(BLOCK_M=16, BLOCK_N=16) if path == "direct" else None)
+    close(got, ref, torch.float32)
+    with pytest.raises(ValueError, match="post_norm scale"):
+        conv2d(nhwc(x), pack_conv_weight(wt), post_norm=(s[:2], t))
+
+
 def test_conv_strided_operands():
     """Input, residual and output as channel slices of larger NHWC buffers."""
     x_big = nhwc(rnd(2, 9, 6, 5, seed=2))

@@ -3,6 +3,7 @@
     fold_bn(graph, weights)       -> (graph, weights)   batch norm / scale into conv, fc
     fuse_1x1(graph, weights)      -> (graph, weights)   sibling 1x1 convs → one conv + slices
     fuse_epilogue(graph, weights) -> (graph, weights)   act, residual add, highway gate into conv/fc
+    fuse_post_norm(graph, weights) -> (graph, weights)  bn (+ act) after a fused residual add into that layer
     fuse_prologue(graph, weights) -> (graph, weights)   pre-activation bn (+ act) into the convs reading it
     concat_elim(graph)            -> graph              producers write into their concat slice
     plan_buffers(graph, batch, itemsize) -> (graph, report)   liveness buffer plan
@@ -16,10 +17,11 @@ from cnndsl.passes.concat_elim import concat_elim
 from cnndsl.passes.fold_bn import fold_bn
 from cnndsl.passes.fuse_1x1 import fuse_1x1
 from cnndsl.passes.fuse_epilogue import fuse_epilogue
+from cnndsl.passes.fuse_post_norm import fuse_post_norm
 from cnndsl.passes.fuse_prologue import fuse_prologue
 from cnndsl.passes.pipeline import OptimizeReport, optimize
 from cnndsl.passes.plan_buffers import BufferReport, plan_buffers
 
-__all__ = ["BufferReport", "OptimizeReport", "concat_elim", "fold_bn", "fuse_1x1", "fuse_epilogue", "fuse_prologue",
+__all__ = ["BufferReport", "OptimizeReport", "concat_elim", "fold_bn", "fuse_1x1", "fuse_epilogue", "fuse_post_norm", "fuse_prologue",
            "optimize",
            "plan_buffers"]

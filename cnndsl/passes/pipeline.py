@@ -1,4 +1,5 @@
-"""The optimisation pipeline: fold_bn → fuse_1x1 → fuse_epilogue → fuse_prologue → concat_elim → plan_buffers.
+"""The optimisation pipeline: fold_bn → fuse_1x1 → fuse_epilogue → fuse_post_norm → fuse_prologue →
+concat_elim → plan_buffers.
 
     optimize(graph, weights=None, batch=1, itemsize=2, passes=PIPELINE) -> (graph, weights, OptimizeReport)
 
@@ -25,10 +26,11 @@ from cnndsl.passes.concat_elim import concat_elim
 from cnndsl.passes.fold_bn import fold_bn
 from cnndsl.passes.fuse_1x1 import fuse_1x1
 from cnndsl.passes.fuse_epilogue import fuse_epilogue
+from cnndsl.passes.fuse_post_norm import fuse_post_norm
 from cnndsl.passes.fuse_prologue import fuse_prologue
 from cnndsl.passes.plan_buffers import BufferReport, plan_buffers
 
-PIPELINE = ("fold_bn", "fuse_1x1", "fuse_epilogue", "fuse_prologue", "concat_elim", "plan_buffers")
+PIPELINE = ("fold_bn", "fuse_1x1", "fuse_epilogue", "fuse_post_norm", "fuse_prologue", "concat_elim", "plan_buffers")
 CONV_KERNELS = ("conv", "fused_conv", "highway_conv")
 
 
@@ -60,6 +62,7 @@ class OptimizeReport:
     residual_adds_fused: int
     highways_fused: int
     prologues: int  # batch norms / scales (with their activations) moved into the convs that read them
+    post_norms: int  # batch norms / scales after a fused residual add, moved into that layer's epilogue
     concats: int
     concats_eliminated: int
     ops: int  # nodes before (inputs excluded)
@@ -71,7 +74,8 @@ class OptimizeReport:
             f"{self.convs} convolutions → {self.conv_kernels} conv kernels"
             + (f" ({self.convs_merged} 1x1 convolutions merged into {self.merged_groups})" if self.convs_merged else ""),
             f"{self.bns_folded} of {self.bns} batch norms folded" + (f", {self.scales_folded} scales" if self.scales_folded else "")
-            + (f", {self.prologues} moved into conv prologues" if self.prologues else ""),
+            + (f", {self.prologues} moved into conv prologues" if self.prologues else "")
+            + (f", {self.post_norms} into epilogues after the add" if self.post_norms else ""),
             f"{self.acts_fused} activations, {self.residual_adds_fused} residual adds"
             + (f", {self.highways_fused} highway gates" if self.highways_fused else "") + " fused",
             f"{self.concats_eliminated} of {self.concats} concats eliminated",
@@ -109,6 +113,10 @@ def optimize(
         g, w = fuse_epilogue(g, w)
     after = count_ops(g)
     bns_before_pro = after.get("bn", 0) + after.get("scale", 0)
+    if "fuse_post_norm" in passes:
+        g, w = fuse_post_norm(g, w)
+    post_norms = bns_before_pro - count_ops(g).get("bn", 0) - count_ops(g).get("scale", 0)
+    bns_before_pro -= post_norms
     if "fuse_prologue" in passes:
         g, w = fuse_prologue(g, w)
     after = count_ops(g)
@@ -134,6 +142,7 @@ def optimize(
         residual_adds_fused=adds_before - after.get("add", 0),
         highways_fused=after.get("highway_conv", 0) + after.get("highway_fc", 0),
         prologues=bns_before_pro - after.get("bn", 0) - after.get("scale", 0),
+        post_norms=post_norms,
         concats=before.get("concat", 0),
         concats_eliminated=sum(1 for _, d in g.nodes(data=True) if d["op"] == "concat" and d["attrs"].get("eliminated")),
         ops=sum(n for op, n in before.items() if op != "input"),

@@ -48,6 +48,10 @@ class _Epilogue:
         self.residual = attrs.get("residual", "none")
         self.scale = attrs.get("scale", 1.0)
         self.res_stride = tuple(attrs.get("res_stride", (1, 1)))
+        self.post_norm = bool(attrs.get("post_norm", False))
+        if self.post_norm:
+            self.register_buffer("post_scale", torch.ones(attrs["out"]))  # type: ignore[attr-defined]
+            self.register_buffer("post_shift", torch.zeros(attrs["out"]))  # type: ignore[attr-defined]
 
     def epilogue(self, z: torch.Tensor, r: torch.Tensor | None) -> torch.Tensor:
         z = activate(z, *self.act)
@@ -55,6 +59,9 @@ class _Epilogue:
             if self.residual == "zeropad":
                 r = layers.zeropad_shortcut(r, z.shape[1], self.res_stride[0], self.res_stride[1])
             z = (z * self.scale if self.scale != 1.0 else z) + r
+        if self.post_norm:
+            shape = (-1,) + (1,) * (z.dim() - 2)
+            z = z * self.post_scale.view(shape) + self.post_shift.view(shape)  # type: ignore[attr-defined]
         return activate(z, *self.post)
 
     def extra_repr(self) -> str:  # noqa: D401 - nn.Module's hook
@@ -65,6 +72,8 @@ class _Epilogue:
             parts.append(f"act={self.act[0]}")
         if self.residual != "none":
             parts.append(f"residual={self.residual}, scale={self.scale}")
+        if self.post_norm:
+            parts.append("post_norm")
         if self.post[0] != "none":
             parts.append(f"post_act={self.post[0]}")
         return ", ".join(parts)

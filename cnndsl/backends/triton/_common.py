@@ -156,6 +156,7 @@ def epilogue_store(
     stride_qm,  # routed output row stride
     route_lo, route_hi,  # the routed channel range [route_lo, route_hi) of this layer's C_out
     route_shift,  # routed channel c lands at channel route_shift + c of route_ptr's rows
+    post_scale_ptr, post_shift_ptr,  # fp32 per-channel affine after the residual add (POST_NORM)
     scale,  # fp32 multiplier of the activated layer output, before the residual
     act_a, act_s,  # fp32 (a, s) of ACT
     post_a, post_s,  # fp32 (a, s) of POST_ACT
@@ -167,8 +168,9 @@ def epilogue_store(
     POST_ACT: tl.constexpr,
     GATE_ACT: tl.constexpr,
     ROUTE: tl.constexpr,  # store channels [route_lo, route_hi) to route_ptr instead of out_ptr
+    POST_NORM: tl.constexpr,  # z = z·post_scale[c] + post_shift[c] after the residual (a bn after the add)
 ):
-    """z = ACT(acc + bias); z = scale·z + residual; y = POST_ACT(z); highway; store y (see conv.py)."""
+    """z = ACT(acc + bias); z = scale·z + residual; z = z·s + t; y = POST_ACT(z); highway; store y."""
     rows64 = rows.to(tl.int64)
     mask = mask_m[:, None] & mask_n[None, :]
     y = acc
@@ -179,6 +181,10 @@ def epilogue_store(
     if HAS_RES:
         r_mask = mask_m[:, None] & (mask_n & (cols < C_RES))[None, :]
         y = y + tl.load(res_ptr + res_off[:, None] + cols[None, :], mask=r_mask, other=0.0).to(tl.float32)
+    if POST_NORM:
+        p_s = tl.load(post_scale_ptr + cols, mask=mask_n, other=0.0)
+        p_t = tl.load(post_shift_ptr + cols, mask=mask_n, other=0.0)
+        y = y * p_s[None, :] + p_t[None, :]
     y = activation(y, POST_ACT, post_a, post_s)
     if HIGHWAY == 1:
         h = tl.load(hw_h_ptr + rows64[:, None] * stride_hm + cols[None, :], mask=mask, other=0.0).to(tl.float32)
@@ -228,6 +234,7 @@ def epilogue_args(
     gate_a: float,
     gate_s: float,
     route: tuple[int, int, torch.Tensor, int] | None = None,
+    post_norm: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, dict[str, Any]]:
     """Check the epilogue operands of a conv/gemm producing ``out_rows + (cout,)``; build its kernel args.
 
@@ -236,6 +243,7 @@ def epilogue_args(
     Returns ``(out_buffer, kwargs)``; the written view is ``out_buffer[..., c_offset:c_offset+cout]``.
     `route` ``(lo, hi, buffer, offset)`` sends channels ``[lo, hi)`` to ``buffer[..., offset:offset
     + hi - lo]`` (same rows as out) instead: a merged 1x1 conv whose branch slice lives in a concat.
+    `post_norm` ``(scale, shift)``: fp32 ``[cout]`` vectors applied after the residual add.
     Unused pointer arguments get the output buffer (never read: their constexpr flag is off).
     """
     shape = tuple(out_rows) + (cout,)
@@ -284,6 +292,11 @@ def epilogue_args(
             raise ValueError(f"route: channel slice [{route_off}, {route_off + route_hi - route_lo}) exceeds "
                              f"its {route_buf.shape[-1]} channels")
         stride_qm, route_shift = row_stride("route", route_buf), route_off - route_lo
+    if post_norm is not None:
+        for name, v in zip(("post_norm scale", "post_norm shift"), post_norm):
+            if tuple(v.shape) != (cout,) or v.dtype != torch.float32 or v.device != out.device:
+                raise ValueError(f"{name}: expected an fp32 [{cout}] vector on {out.device}, got "
+                                 f"{v.dtype} {tuple(v.shape)} on {v.device}")
     check_same_device(ref=dtype_ref, out=out, bias=bias, residual=residual, hw_h=hw_h, hw_c=hw_c, route=route_buf)
     kwargs = dict(
         bias_ptr=bias if bias is not None else out,
@@ -301,6 +314,8 @@ def epilogue_args(
         route_lo=route_lo,
         route_hi=route_hi,
         route_shift=route_shift,
+        post_scale_ptr=post_norm[0].contiguous() if post_norm is not None else out,
+        post_shift_ptr=post_norm[1].contiguous() if post_norm is not None else out,
         scale=float(scale),
         act_a=float(act_a),
         act_s=float(act_s),
@@ -315,6 +330,7 @@ def epilogue_args(
         POST_ACT=act_code(post_act),
         GATE_ACT=act_code(gate_act),
         ROUTE=route is not None,
+        POST_NORM=post_norm is not None,
     )
     return out, kwargs
 

@@ -87,10 +87,12 @@ def _conv_igemm_kernel(
     c_offset,  # first output channel of this conv in the output buffer
     route_ptr,  # routed output rows (ROUTE): channels [route_lo, route_hi) go here (epilogue_store)
     stride_qm, route_lo, route_hi, route_shift,  # its row stride, the routed range, the channel shift
+    post_scale_ptr, post_shift_ptr,  # fp32 [C_out] affine after the residual add (POST_NORM)
     scale, act_a, act_s, post_a, post_s, gate_a, gate_s,  # fp32 epilogue scalars (see epilogue_store)
     pre_a, pre_s,  # fp32 (a, s) of PRE_ACT
     HAS_BIAS: tl.constexpr, HAS_RES: tl.constexpr, HIGHWAY: tl.constexpr,
     ACT: tl.constexpr, POST_ACT: tl.constexpr, GATE_ACT: tl.constexpr, ROUTE: tl.constexpr,
+    POST_NORM: tl.constexpr,
     PRE: tl.constexpr, PRE_ACT: tl.constexpr,  # the prologue (a pre-activation bn + act), its activation
     ALLOW_TF32: tl.constexpr,  # fp32 inputs: tf32 tensor cores (True) or exact fp32 dot (False)
     UPCAST: tl.constexpr,  # convert loaded operands to fp32 before the dot (interpreter; bf16/fp16)
@@ -155,9 +157,9 @@ def _conv_igemm_kernel(
     res_off = nb * stride_rn + (oh * RSH).to(tl.int64) * stride_rh + (ow * RSW).to(tl.int64) * stride_rw
     epilogue_store(acc, acc_t, offs_m, cols, mask_m, mask_n, res_off, bias_ptr, t_off, res_ptr, C_RES,
                    hw_h_ptr, stride_hm, hw_c_ptr, stride_cm, out_ptr, stride_om, c_offset,
-                   route_ptr, stride_qm, route_lo, route_hi, route_shift,
+                   route_ptr, stride_qm, route_lo, route_hi, route_shift, post_scale_ptr, post_shift_ptr,
                    scale, act_a, act_s, post_a, post_s, gate_a, gate_s,
-                   HAS_BIAS, HAS_RES, HIGHWAY, ACT, POST_ACT, GATE_ACT, ROUTE)
+                   HAS_BIAS, HAS_RES, HIGHWAY, ACT, POST_ACT, GATE_ACT, ROUTE, POST_NORM)
 
 
 @triton.jit
@@ -194,9 +196,11 @@ def _conv_direct_kernel(
     c_offset,  # first output channel of this conv in the output buffer
     route_ptr,  # routed output rows (ROUTE): channels [route_lo, route_hi) go here (epilogue_store)
     stride_qm, route_lo, route_hi, route_shift,  # its row stride, the routed range, the channel shift
+    post_scale_ptr, post_shift_ptr,  # fp32 [C_out] affine after the residual add (POST_NORM)
     scale, act_a, act_s, post_a, post_s, gate_a, gate_s,  # fp32 epilogue scalars (see epilogue_store)
     HAS_BIAS: tl.constexpr, HAS_RES: tl.constexpr, HIGHWAY: tl.constexpr,
     ACT: tl.constexpr, POST_ACT: tl.constexpr, GATE_ACT: tl.constexpr, ROUTE: tl.constexpr,
+    POST_NORM: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
 ):
     pid_m = tl.program_id(0)
@@ -233,9 +237,9 @@ def _conv_direct_kernel(
     res_off = nb * stride_rn + (oh * RSH).to(tl.int64) * stride_rh + (ow * RSW).to(tl.int64) * stride_rw
     epilogue_store(acc, acc, offs_m, cols, mask_m, mask_n, res_off, bias_ptr, t_off, res_ptr, C_RES,
                    hw_h_ptr, stride_hm, hw_c_ptr, stride_cm, out_ptr, stride_om, c_offset,
-                   route_ptr, stride_qm, route_lo, route_hi, route_shift,
+                   route_ptr, stride_qm, route_lo, route_hi, route_shift, post_scale_ptr, post_shift_ptr,
                    scale, act_a, act_s, post_a, post_s, gate_a, gate_s,
-                   HAS_BIAS, HAS_RES, HIGHWAY, ACT, POST_ACT, GATE_ACT, ROUTE)
+                   HAS_BIAS, HAS_RES, HIGHWAY, ACT, POST_ACT, GATE_ACT, ROUTE, POST_NORM)
 
 
 # --------------------------------------------------------------------------------------------
@@ -354,6 +358,7 @@ def conv2d(
     out: torch.Tensor | None = None,
     c_offset: int = 0,
     route: tuple[int, int, torch.Tensor, int] | None = None,
+    post_norm: tuple[torch.Tensor, torch.Tensor] | None = None,
     pre: tuple[torch.Tensor, torch.Tensor] | None = None,
     pre_act: str = "none",
     pre_a: float = 1.0,
@@ -377,7 +382,8 @@ def conv2d(
     offset + hi − lo]`` instead of out (a merged 1x1 conv's branch that lives in a concat buffer;
     out's channels there stay unwritten). pre ``(scale, shift)``: fp32 ``[C_in]`` vectors of a prologue
     ``x ← pre_act(x·scale + shift)`` (with pre_a, pre_s) applied to the input before the zero
-    padding (igemm path only). path: "auto", "igemm",
+    padding (igemm path only). post_norm ``(scale, shift)``: fp32 ``[C_out]`` vectors applied after
+    the residual add, before post_act (a bn after the add). path: "auto", "igemm",
     "direct" or "gemm" (the 1x1 fast path). config: pin a kernel config (block sizes) instead of
     autotuning / the interpreter default.
     """
@@ -456,7 +462,8 @@ def conv2d(
                    highway_carry=None if highway_carry is None else _rows(highway_carry, "highway carry"),
                    gate_act=gate_act, gate_a=gate_a, gate_s=gate_s,
                    out=out, c_offset=c_offset, allow_tf32=allow_tf32, config=config,
-                   route=None if route is None else (route[0], route[1], _rows(route[2], "route"), route[3]))
+                   route=None if route is None else (route[0], route[1], _rows(route[2], "route"), route[3]),
+                   post_norm=post_norm)
         return y.unflatten(0, (n, h, w))
     if path == "direct" and pair:
         raise ValueError("path='direct' has no paired highway epilogue")
@@ -464,7 +471,7 @@ def conv2d(
     buf, ep = C.epilogue_args((n, oh, ow), cout, x, bias=bias, residual=residual, highway=highway,
                               highway_carry=highway_carry, out=out, c_offset=c_offset, act=act, act_a=act_a,
                               act_s=act_s, scale=scale, post_act=post_act, post_a=post_a, post_s=post_s,
-                              gate_act=gate_act, gate_a=gate_a, gate_s=gate_s, route=route)
+                              gate_act=gate_act, gate_a=gate_a, gate_s=gate_s, route=route, post_norm=post_norm)
     C.no_alias(buf[..., c_offset:c_offset + cout], x=x, weight=weight)
     if route is not None:
         C.no_alias(route[2][..., route[3]:route[3] + route[1] - route[0]], x=x, weight=weight)
@@ -538,12 +545,13 @@ def _rows(t: torch.Tensor, name: str) -> torch.Tensor:
 def compile_specs(dtype: str = "fp16") -> list[tuple[object, dict[str, str], dict[str, object]]]:
     """Representative ``(kernel, signature, constexprs)`` tuples, for `triton.compile`."""
     # Between them the specs of conv.py and gemm.py reach every activation code and epilogue branch.
-    igemm = dict(HAS_BIAS=True, HAS_RES=True, HIGHWAY=0, ACT=0, POST_ACT=1, GATE_ACT=2, ROUTE=True, PRE=True,
-                 PRE_ACT=1, ALLOW_TF32=False, UPCAST=False, BLOCK_M=64, BLOCK_N=64, BLOCK_K=32, GROUP_M=8)
-    pair = dict(igemm, HAS_RES=False, HIGHWAY=2, ACT=1, POST_ACT=0, GATE_ACT=4, ROUTE=False, PRE=False)
-    direct = dict(HAS_BIAS=True, HAS_RES=True, HIGHWAY=1, ACT=5, POST_ACT=3, GATE_ACT=2, ROUTE=False,
+    igemm = dict(HAS_BIAS=True, HAS_RES=True, HIGHWAY=0, ACT=0, POST_ACT=1, GATE_ACT=2, ROUTE=True, POST_NORM=True,
+                 PRE=True, PRE_ACT=1, ALLOW_TF32=False, UPCAST=False, BLOCK_M=64, BLOCK_N=64, BLOCK_K=32, GROUP_M=8)
+    pair = dict(igemm, HAS_RES=False, HIGHWAY=2, ACT=1, POST_ACT=0, GATE_ACT=4, ROUTE=False, POST_NORM=False, PRE=False)
+    direct = dict(HAS_BIAS=True, HAS_RES=True, HIGHWAY=1, ACT=5, POST_ACT=3, GATE_ACT=2, ROUTE=False, POST_NORM=True,
                   BLOCK_M=32, BLOCK_N=64)
-    sig = {"*": dtype, "bias_ptr": "fp32", "pre_scale_ptr": "fp32", "pre_shift_ptr": "fp32"}
+    sig = {"*": dtype, **{p: "fp32" for p in ("bias_ptr", "pre_scale_ptr", "pre_shift_ptr", "post_scale_ptr",
+                                              "post_shift_ptr")}}
     return [
         (_conv_igemm_kernel, C.signature(_conv_igemm_kernel, sig, igemm), igemm),
         (_conv_igemm_kernel, C.signature(_conv_igemm_kernel, sig, pair), pair),

@@ -49,9 +49,11 @@ def _gemm_kernel(
     c_offset,  # first output column of this layer in the output buffer
     route_ptr,  # routed output rows (ROUTE): channels [route_lo, route_hi) go here (epilogue_store)
     stride_qm, route_lo, route_hi, route_shift,  # its row stride, the routed range, the channel shift
+    post_scale_ptr, post_shift_ptr,  # fp32 [C_out] affine after the residual add (POST_NORM)
     scale, act_a, act_s, post_a, post_s, gate_a, gate_s,  # fp32 epilogue scalars (see epilogue_store)
     HAS_BIAS: tl.constexpr, HAS_RES: tl.constexpr, HIGHWAY: tl.constexpr,
     ACT: tl.constexpr, POST_ACT: tl.constexpr, GATE_ACT: tl.constexpr, ROUTE: tl.constexpr,
+    POST_NORM: tl.constexpr,
     ALLOW_TF32: tl.constexpr,  # fp32 inputs: tf32 tensor cores (True) or exact fp32 dot (False)
     UPCAST: tl.constexpr,  # convert loaded operands to fp32 before the dot (interpreter; bf16/fp16)
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
@@ -92,9 +94,9 @@ def _gemm_kernel(
     res_off = offs_m.to(tl.int64) * stride_rm
     epilogue_store(acc, acc_t, offs_m, offs_n, mask_m, mask_n, res_off, bias_ptr, t_off, res_ptr, C_RES,
                    hw_h_ptr, stride_hm, hw_c_ptr, stride_cm, out_ptr, stride_om, c_offset,
-                   route_ptr, stride_qm, route_lo, route_hi, route_shift,
+                   route_ptr, stride_qm, route_lo, route_hi, route_shift, post_scale_ptr, post_shift_ptr,
                    scale, act_a, act_s, post_a, post_s, gate_a, gate_s,
-                   HAS_BIAS, HAS_RES, HIGHWAY, ACT, POST_ACT, GATE_ACT, ROUTE)
+                   HAS_BIAS, HAS_RES, HIGHWAY, ACT, POST_ACT, GATE_ACT, ROUTE, POST_NORM)
 
 
 _GEMM_CONFIGS = [
@@ -141,6 +143,7 @@ def linear(
     allow_tf32: bool = False,
     config: triton.Config | dict | None = None,
     route: tuple[int, int, torch.Tensor, int] | None = None,
+    post_norm: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """``post_act(scale·act(x @ weightᵀ + bias) + residual)`` (+ highway); returns the written view.
 
@@ -150,6 +153,7 @@ def linear(
     (allocate ``[M, N]`` in x's dtype) or an ``[M, N_total]`` buffer (unit column stride) written at
     columns ``[c_offset, c_offset + N)``; the return value is that slice. route ``(lo, hi, buffer,
     offset)``: columns ``[lo, hi)`` go to ``buffer[:, offset:offset + hi − lo]`` instead of out.
+    post_norm ``(scale, shift)``: fp32 ``[N]`` vectors applied after the residual, before post_act.
     """
     if x.dim() != 2:
         raise ValueError(f"x: expected [M, K], got shape {tuple(x.shape)}")
@@ -171,7 +175,7 @@ def linear(
     buf, ep = C.epilogue_args((m,), n, x, bias=bias, residual=residual, highway=highway,
                               highway_carry=highway_carry, out=out, c_offset=c_offset, act=act, act_a=act_a,
                               act_s=act_s, scale=scale, post_act=post_act, post_a=post_a, post_s=post_s,
-                              gate_act=gate_act, gate_a=gate_a, gate_s=gate_s, route=route)
+                              gate_act=gate_act, gate_a=gate_a, gate_s=gate_s, route=route, post_norm=post_norm)
     C.no_alias(buf[:, c_offset:c_offset + n], x=x, weight=weight)
     if route is not None:
         C.no_alias(route[2][:, route[3]:route[3] + route[1] - route[0]], x=x, weight=weight)
@@ -190,9 +194,9 @@ def linear(
 
 def compile_specs(dtype: str = "fp16") -> list[tuple[object, dict[str, str], dict[str, object]]]:
     """Representative ``(kernel, signature, constexprs)`` tuples, for `triton.compile`."""
-    cst = dict(HAS_BIAS=True, HAS_RES=True, HIGHWAY=1, ACT=4, POST_ACT=2, GATE_ACT=2, ROUTE=True, ALLOW_TF32=False,
-               UPCAST=False, BLOCK_M=64, BLOCK_N=64, BLOCK_K=32, GROUP_M=8)
-    pair = dict(cst, HAS_RES=False, HIGHWAY=2, ACT=1, POST_ACT=0, GATE_ACT=2, ROUTE=False)
-    sig = {"*": dtype, "bias_ptr": "fp32"}
+    cst = dict(HAS_BIAS=True, HAS_RES=True, HIGHWAY=1, ACT=4, POST_ACT=2, GATE_ACT=2, ROUTE=True, POST_NORM=True,
+               ALLOW_TF32=False, UPCAST=False, BLOCK_M=64, BLOCK_N=64, BLOCK_K=32, GROUP_M=8)
+    pair = dict(cst, HAS_RES=False, HIGHWAY=2, ACT=1, POST_ACT=0, GATE_ACT=2, ROUTE=False, POST_NORM=False)
+    sig = {"*": dtype, "bias_ptr": "fp32", "post_scale_ptr": "fp32", "post_shift_ptr": "fp32"}
     return [(_gemm_kernel, C.signature(_gemm_kernel, sig, cst), cst),
             (_gemm_kernel, C.signature(_gemm_kernel, sig, pair), pair)]

@@ -96,7 +96,8 @@ class LaunchReport:
                 f"{o.residual_adds_fused} residual adds fused, {o.concats_eliminated} concats eliminated"
                 + (f", {o.bns_folded} batch norms folded" if o.bns_folded else "")
                 + (f", {o.highways_fused} highway gates fused" if o.highways_fused else "")
-                + (f", {o.prologues} pre-activations moved into conv prologues" if o.prologues else ""))
+                + (f", {o.prologues} pre-activations moved into conv prologues" if o.prologues else "")
+                + (f", {o.post_norms} batch norms after an add fused" if o.post_norms else ""))
         by_op = ", ".join(f"{n} {k}" for k, n in sorted(self.kernel_ops.items()))
         lines = [head,
                  f"launches per forward: {self.kernels} Triton kernels ({by_op}) + {len(self.fallbacks)} torch "
@@ -297,9 +298,10 @@ class TritonNetwork:
                 p = {"weight": wt.to(self.dtype).contiguous()}
                 if data["attrs"].get("bias", True) and f"{node}.bias" in weights:
                     p["bias"] = self._tensor(weights[f"{node}.bias"], torch.float32).contiguous()
-                if data["attrs"].get("pre"):
-                    for key in ("pre_scale", "pre_shift"):
-                        p[key] = self._tensor(weights[f"{node}.{key}"], torch.float32).contiguous()
+                for flag, keys in (("pre", ("pre_scale", "pre_shift")), ("post_norm", ("post_scale", "post_shift"))):
+                    if data["attrs"].get(flag):
+                        for key in keys:
+                            p[key] = self._tensor(weights[f"{node}.{key}"], torch.float32).contiguous()
                 self._params[node] = p
             elif step.kind == "torch" and step.op in LOWERINGS and step.op not in ("flatten", "slice"):
                 lowered = LOWERINGS[step.op](data["attrs"], in_shapes(g, node), data["shape"])
@@ -429,7 +431,7 @@ class TritonNetwork:
                 kw.update(highway_carry=ins[1], gate_act=attrs.get("gate_act", "sigmoid"),
                           gate_a=attrs.get("gate_a", 1.0), gate_s=attrs.get("gate_s", 1.0))
             else:
-                kw.update(self._epilogue(attrs, ins))
+                kw.update(self._epilogue(attrs, ins, p))
                 if attrs.get("residual", "none") == "zeropad":
                     kw["res_stride"] = tuple(attrs.get("res_stride", (1, 1)))
             return K.conv2d(ins[0], p["weight"], p.get("bias"), **kw)
@@ -442,7 +444,7 @@ class TritonNetwork:
                 kw.update(highway_carry=ins[1], gate_act=attrs.get("gate_act", "sigmoid"),
                           gate_a=attrs.get("gate_a", 1.0), gate_s=attrs.get("gate_s", 1.0))
             else:
-                kw.update(self._epilogue(attrs, ins))
+                kw.update(self._epilogue(attrs, ins, p))
             return K.linear(x, p["weight"], p.get("bias"), **kw)
         if op in ("maxpool", "avgpool"):
             mode = "max" if op == "maxpool" else "avg"
@@ -462,9 +464,11 @@ class TritonNetwork:
         raise AssertionError(f"no Triton launch for {op}")  # pragma: no cover
 
     @staticmethod
-    def _epilogue(attrs: Mapping[str, Any], ins: list[torch.Tensor]) -> dict[str, Any]:
+    def _epilogue(attrs: Mapping[str, Any], ins: list[torch.Tensor], p: Mapping[str, torch.Tensor]) -> dict[str, Any]:
         kw: dict[str, Any] = dict(post_act=attrs.get("post_act", "none"), post_a=attrs.get("post_a", 1.0),
                                   post_s=attrs.get("post_s", 1.0))
+        if attrs.get("post_norm"):
+            kw["post_norm"] = (p["post_scale"], p["post_shift"])
         if attrs.get("residual", "none") != "none":
             r = ins[1]
             kw.update(residual=r if r.dim() == 4 else r.reshape(r.shape[0], -1), scale=attrs.get("scale", 1.0))

@@ -15,6 +15,8 @@ operand r when `residual` is not "none"):
     z = scale·z + r                             residual = "add"
     z = scale·z + zeropad(r, out, res_stride)   residual = "zeropad": r is subsampled by
                                                 res_stride (r[:, :, ::sh, ::sw]), channels ≥ r's are zero
+    z = z·post_scale[c] + post_shift[c]         post_norm (fuse_post_norm: a bn after the add;
+                                                weights `<node>.post_scale`, `.post_shift`, buffers)
     y = post_act(z)                             post_act ∈ ACTS, with post_a, post_s
 
 where act(z) is: none → z, relu → max(z, 0), sigmoid → σ(z), tanh → tanh(z),
@@ -92,6 +94,7 @@ _RESIDUAL = (
     ParamSpec("residual", choice(*RESIDUALS), "none", doc="what port 1 adds: none, add, zeropad"),
     ParamSpec("scale", number, 1.0, doc="multiplies the activated layer output before the residual is added"),
     ParamSpec("res_stride", pos_pair, (1, 1), doc="zeropad residual: subsampling of port 1"),
+    ParamSpec("post_norm", boolean, False, doc="after the residual add: z·post_scale[c] + post_shift[c] (a bn)"),
     ParamSpec("post_act", choice(*ACTS), "none", doc="activation after the residual add"),
     ParamSpec("post_a", number, 1.0),
     ParamSpec("post_s", number, 1.0),
