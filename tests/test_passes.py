@@ -11,20 +11,24 @@ import numpy as np
 import pytest
 import torch
 
+import cnndsl
 from cnndsl.backends.torch.lower import to_torch
 from cnndsl.ir.graph import from_json, inputs_of, to_json
 from cnndsl.passes import (
     concat_elim,
+    densify,
     fold_bn,
     fuse_1x1,
     fuse_epilogue,
     fuse_post_norm,
     fuse_prologue,
+    optimize,
     plan_buffers,
 )
 from cnndsl.passes.concat_elim import resolve_slice, routed_by
 from tests.conftest import torch_reference as reference
 from tests.pass_checks import (
+    ZOO,
     assert_same_function,
     check_plan,
     compile_net,
@@ -34,6 +38,26 @@ from tests.pass_checks import (
 )
 
 pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+# ---- densify ------------------------------------------------------------------------------
+
+
+def test_densify_rewrites_lenet_layers_as_convolutions():
+    graph = cnndsl.compile_file(ZOO / "lenet5.cnn").graph
+    new, w = assert_same_function(graph, densify)
+    assert {n: d["op"] for n, d in new.nodes(data=True) if n in ("s2", "c3", "s4")} == {
+        "s2": "conv", "c3": "conv", "s4": "conv"}
+    assert new.nodes["s2"]["attrs"]["groups"] == 6 and new.nodes["c3"]["attrs"]["table"] is None
+    assert w["s2.weight"].shape == (6, 1, 2, 2) and w["c3.weight"].shape == (16, 6, 5, 5)
+    dense = w["c3.weight"].abs().sum((2, 3)) > 0
+    table = graph.nodes["c3"]["attrs"]["table"]
+    assert dense.tolist() == [[i in row for i in range(6)] for row in table]
+    g2, w2 = densify(graph)
+    assert w2 is None and to_json(g2) == to_json(new)
+    # then the other passes take the rewritten layers: every sigmoid and stanh is fused
+    fused, _, report = optimize(graph)
+    assert not {"subsample", "sigmoid", "stanh"} & set(ops(fused)) and report.densified == 3
 
 
 # ---- fold_bn ------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """IR passes usable by any backend: each a pure function of the IR (and its weights).
 
+    densify(graph, weights)       -> (graph, weights)   LeNet's subsampling, table convs → plain convs
     fold_bn(graph, weights)       -> (graph, weights)   batch norm / scale into conv, fc
     fuse_1x1(graph, weights)      -> (graph, weights)   sibling 1x1 convs → one conv + slices
     fuse_epilogue(graph, weights) -> (graph, weights)   act, residual add, highway gate into conv/fc
@@ -14,6 +15,7 @@ passes never import torch. Each module's docstring specifies the ops and attrs i
 """
 
 from cnndsl.passes.concat_elim import concat_elim
+from cnndsl.passes.densify import densify
 from cnndsl.passes.fold_bn import fold_bn
 from cnndsl.passes.fuse_1x1 import fuse_1x1
 from cnndsl.passes.fuse_epilogue import fuse_epilogue
@@ -22,6 +24,5 @@ from cnndsl.passes.fuse_prologue import fuse_prologue
 from cnndsl.passes.pipeline import OptimizeReport, optimize
 from cnndsl.passes.plan_buffers import BufferReport, plan_buffers
 
-__all__ = ["BufferReport", "OptimizeReport", "concat_elim", "fold_bn", "fuse_1x1", "fuse_epilogue", "fuse_post_norm", "fuse_prologue",
-           "optimize",
-           "plan_buffers"]
+__all__ = ["BufferReport", "OptimizeReport", "concat_elim", "densify", "fold_bn", "fuse_1x1", "fuse_epilogue",
+           "fuse_post_norm", "fuse_prologue", "optimize", "plan_buffers"]

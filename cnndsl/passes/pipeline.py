@@ -1,5 +1,5 @@
-"""The optimisation pipeline: fold_bn → fuse_1x1 → fuse_epilogue → fuse_post_norm → fuse_prologue →
-concat_elim → plan_buffers.
+"""The optimisation pipeline: densify → fold_bn → fuse_1x1 → fuse_epilogue → fuse_post_norm →
+fuse_prologue → concat_elim → plan_buffers.
 
     optimize(graph, weights=None, batch=1, itemsize=2, passes=PIPELINE) -> (graph, weights, OptimizeReport)
 
@@ -23,6 +23,7 @@ import networkx as nx
 
 from cnndsl.passes.common import ACT_OPS, Weights, count_ops
 from cnndsl.passes.concat_elim import concat_elim
+from cnndsl.passes.densify import densify
 from cnndsl.passes.fold_bn import fold_bn
 from cnndsl.passes.fuse_1x1 import fuse_1x1
 from cnndsl.passes.fuse_epilogue import fuse_epilogue
@@ -30,7 +31,8 @@ from cnndsl.passes.fuse_post_norm import fuse_post_norm
 from cnndsl.passes.fuse_prologue import fuse_prologue
 from cnndsl.passes.plan_buffers import BufferReport, plan_buffers
 
-PIPELINE = ("fold_bn", "fuse_1x1", "fuse_epilogue", "fuse_post_norm", "fuse_prologue", "concat_elim", "plan_buffers")
+PIPELINE = ("densify", "fold_bn", "fuse_1x1", "fuse_epilogue", "fuse_post_norm", "fuse_prologue", "concat_elim",
+            "plan_buffers")
 CONV_KERNELS = ("conv", "fused_conv", "highway_conv")
 
 
@@ -50,6 +52,7 @@ def kernel_count(graph: nx.MultiDiGraph) -> int:
 class OptimizeReport:
     name: str
     convs: int  # conv nodes before
+    densified: int  # subsampling and connection-table layers rewritten as (dense) convolutions
     conv_kernels: int  # conv, fused_conv and highway_conv nodes after
     fcs: int
     fc_kernels: int
@@ -72,7 +75,8 @@ class OptimizeReport:
     def __str__(self) -> str:
         parts = [
             f"{self.convs} convolutions → {self.conv_kernels} conv kernels"
-            + (f" ({self.convs_merged} 1x1 convolutions merged into {self.merged_groups})" if self.convs_merged else ""),
+            + (f" ({self.convs_merged} 1x1 convolutions merged into {self.merged_groups})" if self.convs_merged else "")
+            + (f" ({self.densified} subsampling / table layers as convolutions)" if self.densified else ""),
             f"{self.bns_folded} of {self.bns} batch norms folded" + (f", {self.scales_folded} scales" if self.scales_folded else "")
             + (f", {self.prologues} moved into conv prologues" if self.prologues else "")
             + (f", {self.post_norms} into epilogues after the add" if self.post_norms else ""),
@@ -99,6 +103,12 @@ def optimize(
     before = count_ops(graph)
     g, w = graph, (dict(weights) if weights is not None else None)
     merged_groups = convs_merged = 0
+    densified = before.get("subsample", 0) + sum(1 for _, d in graph.nodes(data=True)
+                                                 if d["op"] == "conv" and d["attrs"].get("table") is not None)
+    if "densify" in passes:
+        g, w = densify(g, w)
+    else:
+        densified = 0
     if "fold_bn" in passes:
         g, w = fold_bn(g, w)
     after_fold = count_ops(g)
@@ -130,6 +140,7 @@ def optimize(
     report = OptimizeReport(
         name=graph.graph.get("name", ""),
         convs=before.get("conv", 0),
+        densified=densified,
         conv_kernels=sum(after.get(op, 0) for op in CONV_KERNELS),
         fcs=before.get("fc", 0),
         fc_kernels=sum(after.get(op, 0) for op in ("fc", "fused_fc", "highway_fc")),

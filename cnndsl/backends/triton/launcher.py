@@ -92,7 +92,8 @@ class LaunchReport:
 
     def __str__(self) -> str:
         o = self.optimize
-        head = (f"{o.name}: {o.convs} convolutions → {self.conv_kernels} kernels, "
+        head = (f"{o.name}: {o.convs} convolutions → {self.conv_kernels} kernels"
+                + (f" ({o.densified} subsampling / table layers as convolutions)" if o.densified else "") + ", "
                 f"{o.residual_adds_fused} residual adds fused, {o.concats_eliminated} concats eliminated"
                 + (f", {o.bns_folded} batch norms folded" if o.bns_folded else "")
                 + (f", {o.highways_fused} highway gates fused" if o.highways_fused else "")
