@@ -2,10 +2,11 @@
 
 Importing this package does not import torch or triton; the kernel modules load on first use::
 
-    from cnndsl.backends.triton import conv2d, pack_conv_weight, linear, pool2d, global_pool2d, local_response_norm, softmax_lastdim
+    from cnndsl.backends.triton import conv2d, pack_conv_weight, linear, pool2d, global_pool2d, local_response_norm, softmax_lastdim, euclidean_rbf
 
 Modules: `conv` (implicit-GEMM, direct/depthwise and 1x1 convolutions), `gemm` (fully connected),
-`pool` (max/avg, global, adaptive), `lrn` (local response normalisation), `softmax`. Shared
+`pool` (max/avg, global, adaptive), `lrn` (local response normalisation), `softmax`, `rbf`
+(LeNet-5's Euclidean RBF output units). Shared
 activations, epilogue and tuning helpers live in `_common`.
 """
 
@@ -19,6 +20,7 @@ _EXPORTS = {
     "global_pool2d": "pool",
     "local_response_norm": "lrn",
     "softmax_lastdim": "softmax",
+    "euclidean_rbf": "rbf",
     "ACTIVATIONS": "_common",
 }
 

@@ -11,7 +11,7 @@ import json
 import sys
 import time
 
-MODULES = ("conv", "gemm", "pool", "lrn", "softmax")
+MODULES = ("conv", "gemm", "pool", "lrn", "softmax", "rbf")
 
 
 def compile_all(targets=(80, 90), dtypes=("fp16", "bf16")):

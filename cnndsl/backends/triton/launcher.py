@@ -16,7 +16,7 @@ callable `TritonNetwork`:
   concat writes straight into its channel slice (`out=`, `c_offset=`);
 - each IR node is one `Step`: a Triton kernel (`conv2d` for fused_conv / highway_conv,
   `linear` for fused_fc / highway_fc, `pool2d` / `global_pool2d`, `local_response_norm`,
-  `softmax_lastdim`), a view (flatten of a map read only by fc layers, dropout, a channel
+  `softmax_lastdim`, `euclidean_rbf`), a view (flatten of a map read only by fc layers, dropout, a channel
   slice), or a *torch fallback*: the node's torch lowering applied to NCHW copies of its inputs
   and written back into its buffer (unfused bn, add, concat that was not eliminated, zeropad,
   scale, subsample, rbf, standalone activations, tables, highway gates that were not fused,
@@ -193,6 +193,8 @@ def plan_launch(graph: nx.MultiDiGraph, weights: Mapping[str, Any] | None = None
             kind, kernel = "triton", "local_response_norm"
         elif op == "softmax":
             kind, kernel = "triton", "softmax_lastdim"
+        elif op == "rbf":
+            kind, kernel = "triton", "euclidean_rbf"
         elif op == "concat" and attrs.get("eliminated"):
             kind, kernel = "none", "eliminated concat (producers write its slices)"
         elif op == "dropout":
@@ -284,7 +286,7 @@ class TritonNetwork:
         g = self.graph
         for step in self.steps:
             node, data = step.node, g.nodes[step.node]
-            if step.kind == "triton" and step.op in CONV_OPS + FC_OPS:
+            if step.kind == "triton" and step.op in CONV_OPS + FC_OPS + ("rbf",):
                 wt = self._tensor(weights[f"{node}.weight"], torch.float32)
                 if step.op in CONV_OPS:
                     wt = pack_conv_weight(wt)
@@ -297,7 +299,7 @@ class TritonNetwork:
                         wt = wt.view(wt.shape[0], c, h, ww).permute(0, 2, 3, 1).reshape(wt.shape[0], -1)
                     wt = wt.contiguous()
                 p = {"weight": wt.to(self.dtype).contiguous()}
-                if data["attrs"].get("bias", True) and f"{node}.bias" in weights:
+                if step.op != "rbf" and data["attrs"].get("bias", True) and f"{node}.bias" in weights:
                     p["bias"] = self._tensor(weights[f"{node}.bias"], torch.float32).contiguous()
                 for flag, keys in (("pre", ("pre_scale", "pre_shift")), ("post_norm", ("post_scale", "post_shift"))):
                     if data["attrs"].get(flag):
@@ -462,6 +464,8 @@ class TritonNetwork:
             return K.local_response_norm(ins[0], attrs["size"], attrs["alpha"], attrs["beta"], attrs["k"], out=out)
         if op == "softmax":
             return K.softmax_lastdim(ins[0], out=out)
+        if op == "rbf":
+            return K.euclidean_rbf(ins[0].reshape(batch, -1), self._params[node]["weight"], out=full, c_offset=off)
         raise AssertionError(f"no Triton launch for {op}")  # pragma: no cover
 
     @staticmethod
