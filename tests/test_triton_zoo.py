@@ -4,7 +4,8 @@ Each `.cnn` file under zoo/ (libraries aside) is compiled at a reduced input siz
 where it has a `classes` parameter) that keeps Triton's interpreter run short, its torch module
 (random batch-norm statistics, eval mode) is the reference, and `to_triton(state_dict)` must agree
 on a random batch: max |a − b| / max |b| below 1e-3 in fp32 and 2e-2 in fp16, output by output. A
-mismatch is reported by `.cnn` source line (`TritonNetwork.check`).
+mismatch is reported by `.cnn` source line (`TritonNetwork.check`). And at full size, without
+running anything, every zoo network's launch plan must have no torch fallback.
 
 On the CPU the kernels run under ``TRITON_INTERPRET=1`` (conftest.py). On a GPU, run
 
@@ -22,7 +23,7 @@ import torch
 
 import cnndsl
 from cnndsl.backends.triton._common import interpret_env
-from cnndsl.backends.triton.launcher import to_triton
+from cnndsl.backends.triton.launcher import plan_launch, to_triton
 from tests.conftest import torch_reference
 
 ZOO = Path(__file__).resolve().parents[1] / "zoo"
@@ -76,6 +77,14 @@ FILES = sorted(p.relative_to(ZOO).as_posix() for p in ZOO.rglob("*.cnn") if p.pa
 
 def test_every_zoo_network_is_covered():
     assert sorted(REDUCED) == FILES
+
+
+@pytest.mark.parametrize("file", FILES)
+def test_zoo_network_runs_entirely_in_triton_kernels(file: str):
+    """Every layer of every zoo network is a Triton kernel, a view or fused into one: a fusion or
+    kernel that silently stops applying shows up here as a torch fallback (plan only, full size)."""
+    report = plan_launch(cnndsl.compile_file(ZOO / file).graph).report
+    assert not report.fallbacks, str(report)
 
 
 def _graph(file: str, full: bool):
