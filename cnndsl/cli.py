@@ -55,9 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compile", help="check a network and emit its summary, IR or PyTorch module",
                        description="Check FILE (every shape) and emit its summary, its IR as JSON, or a PyTorch module.")
     p.add_argument("file", metavar="FILE", help="a .cnn file that defines a network")
-    p.add_argument("--emit", choices=["summary", "ir", "torch"], default="summary",
+    p.add_argument("--emit", choices=["summary", "ir", "torch", "plan"], default="summary",
                    help="summary: the layer table (default); ir: the graph as JSON; "
-                        "torch: the generated module's code (with -o, the module saved by torch.save)")
+                        "torch: the generated module's code (with -o, the module saved by torch.save); "
+                        "with --backend triton: summary: the optimisation report, ir: the optimised graph, "
+                        "plan: the report and every launch with the .cnn lines it covers")
     p.add_argument("-o", "--output", metavar="PATH", help="write the result to PATH instead of standard output")
     p.add_argument("--backend", choices=["torch", "triton"], default="torch",
                    help="torch: as --emit says (default); triton: also print the Triton backend's optimisation "
@@ -112,7 +114,17 @@ def cmd_compile(args: argparse.Namespace) -> int:
     if getattr(args, "backend", "torch") == "triton":
         from cnndsl.backends.triton.launcher import plan_launch
 
-        _write(str(plan_launch(net.graph).report), args.output)
+        if args.emit == "torch":
+            print("cnndsl compile: error: --emit torch is the torch backend's output; drop --backend triton",
+                  file=sys.stderr)
+            return 2
+        plan = plan_launch(net.graph)
+        if args.emit == "ir":
+            _write(dumps(plan.graph), args.output)
+        elif args.emit == "plan":
+            _write(str(plan.report) + "\n\n" + plan.listing(), args.output)
+        else:
+            _write(str(plan.report), args.output)
         return 0
     if args.emit == "summary":
         _write(net.summary().render("text"), args.output)

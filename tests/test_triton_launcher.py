@@ -7,6 +7,7 @@ reference, and `to_triton(state_dict, device="cpu")` must agree: max |a − b| /
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -236,3 +237,15 @@ def test_cli_backend_triton(capsys):
     out = capsys.readouterr().out
     assert "9 concats eliminated" in out and "torch fallbacks: none" in out
     assert "9 merged-1x1 branch slices written straight into their concats" in out
+    # --emit plan: every launch with the .cnn lines it covers; ir: the optimised graph
+    assert main(["compile", str(ZOO / "preact_resnet18.cnn"), "--backend", "triton", "--emit", "plan"]) == 0
+    listing = capsys.readouterr().out.split("\n\n", 1)[1].splitlines()
+    assert len(listing) == 23 and listing[0].split()[:3] == ["1", "conv2d", "conv1"]
+    unit = next(line for line in listing if " layer1.0.conv1 " in line)
+    assert "zoo/lib/preact.cnn:21:5" in unit and unit.endswith("+ layer1.0.bn2, layer1.0.relu2, layer1.0.bn1, "
+                                                                "layer1.0.relu1")
+    assert main(["compile", str(ZOO / "resnet18.cnn"), "--backend", "triton", "--emit", "ir"]) == 0
+    ir = json.loads(capsys.readouterr().out)
+    assert {n["op"] for n in ir["nodes"]} == {"input", "fused_conv", "maxpool", "avgpool", "fused_fc"}
+    assert main(["compile", str(ZOO / "resnet18.cnn"), "--backend", "triton", "--emit", "torch"]) == 2
+    assert "drop --backend triton" in capsys.readouterr().err

@@ -123,6 +123,17 @@ class LaunchPlan:
     hwc_flat: dict[str, tuple[int, int, int]]  # flat tensors stored in (h, w, c) order: node → (C, H, W)
     report: LaunchReport
 
+    def listing(self) -> str:
+        """One line per launch, in order: its number, what runs, the node, the `.cnn` lines it covers
+        and the original nodes it absorbed (views and eliminated concats move no data: left out)."""
+        rows = [(st.kernel if st.kind == "triton" else f"torch: {st.kernel}", st.node, st.where(),
+                 ", ".join(st.covers[1:])) for st in self.steps if st.kind in ("triton", "torch")]
+        w_kernel = max((len(r[0]) for r in rows), default=0)
+        w_node = max((len(r[1]) for r in rows), default=0)
+        lines = [f"{i:>4}  {k:<{w_kernel}}  {n:<{w_node}}  [{where}]" + (f"  + {also}" if also else "")
+                 for i, (k, n, where, also) in enumerate(rows, 1)]
+        return "\n".join(lines)
+
 
 def _span(graph: nx.MultiDiGraph, node: str) -> str | None:
     if node not in graph:
