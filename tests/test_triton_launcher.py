@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -200,6 +202,21 @@ def test_api_and_cuda_graph_guard():
     assert tn(torch.randn(1, 3, 6, 6)).shape == (1, 4, 3, 3)
     with pytest.raises(ValueError, match="CUDA device"):
         net.to_triton(device="cpu", cuda_graph=True)
+
+
+def test_devices_that_cannot_run_the_kernels_are_refused():
+    net = cnndsl.compile_source(CONV_BN)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA device is available"):
+            net.to_triton(device="cuda")
+    with pytest.raises(ValueError, match="runs on 'cuda'"):
+        net.to_triton(device="meta")
+    code = ("import cnndsl\ntry:\n    cnndsl.compile_source('network n {\\n input 3x6x6\\n conv 3x3 4\\n}\\n')"
+            ".to_triton(device='cpu')\nexcept ValueError as e:\n    print(e)\n")
+    env = {**os.environ, "TRITON_INTERPRET": "0"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300,
+                         cwd=ZOO.parent).stdout
+    assert "set TRITON_INTERPRET=1" in out
 
 
 def test_resnet_cifar_small():

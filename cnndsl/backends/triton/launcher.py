@@ -267,6 +267,7 @@ class TritonNetwork:
     def __init__(self, plan: LaunchPlan, weights: Mapping[str, Any], device: str | torch.device,
                  dtype: torch.dtype, cuda_graph: bool = False) -> None:
         self.device = torch.device(device)
+        _check_device(self.device)
         if cuda_graph and self.device.type != "cuda":
             raise ValueError(f"cuda_graph=True needs a CUDA device, got {self.device}")
         self.plan, self.graph, self.dtype, self.cuda_graph = plan, plan.graph, dtype, cuda_graph
@@ -541,6 +542,22 @@ class TritonNetwork:
         with torch.no_grad():
             self._run([t.to(self.device, self.dtype) for t in xs], record=compare)
         return first[0] if first else None
+
+
+def _check_device(device: torch.device) -> None:
+    """A clear error where the kernels cannot run: no CUDA device, or the CPU without the interpreter."""
+    from cnndsl.backends.triton._common import is_interpreted
+    from cnndsl.backends.triton.conv import _conv_igemm_kernel
+
+    interpreted = is_interpreted(_conv_igemm_kernel)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda': no CUDA device is available here; on the CPU use device='cpu' with "
+                         "TRITON_INTERPRET=1 set before cnndsl.backends.triton is imported (slow: tiny inputs)")
+    if device.type == "cpu" and not interpreted:
+        raise ValueError("device='cpu' runs the kernels under Triton's interpreter: set TRITON_INTERPRET=1 "
+                         "before cnndsl.backends.triton is imported")
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"device={str(device)!r}: the Triton backend runs on 'cuda' (or 'cpu' under the interpreter)")
 
 
 def _record_torch(module: torch.nn.Module, xs: Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:
