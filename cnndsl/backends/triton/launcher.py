@@ -4,27 +4,31 @@
     plan_launch(graph, batch=1, itemsize=2) -> LaunchPlan        (passes only: no weights, no device)
 
 `to_triton` takes the torch backend's `state_dict()` for `graph` (a fresh `to_torch(graph)`'s
-when None), runs `cnndsl.passes.optimize` (fold_bn → fuse_1x1 → fuse_epilogue → fuse_prologue →
-concat_elim → plan_buffers), packs the weights once (conv: `pack_conv_weight`; an fc reading a C×H×W map gets
-its columns permuted from (c, h, w) to the NHWC (h, w, c) order; biases stay fp32) and returns a
-callable `TritonNetwork`:
+when None), runs `cnndsl.passes.optimize` (densify → fold_bn → fuse_1x1 → fuse_epilogue →
+fuse_post_norm → fuse_prologue → concat_elim → plan_buffers), packs the weights once (conv:
+`pack_conv_weight`; an fc or rbf reading a C×H×W map gets its columns permuted from (c, h, w) to
+the NHWC (h, w, c) order; biases, prologue and post-norm vectors stay fp32) and returns a callable
+`TritonNetwork`:
 
 - `net(x, ...)` takes NCHW inputs (flat ones as [N, F]), like the torch module, and returns the
   outputs in NCHW (or flat), in the network's output order (a tuple when there are several);
 - activations live in NHWC buffers laid out by the buffer plan, allocated on the first call
   for each batch size (sizes scale linearly with the batch); a producer of an eliminated
-  concat writes straight into its channel slice (`out=`, `c_offset=`);
-- each IR node is one `Step`: a Triton kernel (`conv2d` for fused_conv / highway_conv,
-  `linear` for fused_fc / highway_fc, `pool2d` / `global_pool2d`, `local_response_norm`,
-  `softmax_lastdim`, `euclidean_rbf`), a view (flatten of a map read only by fc layers, dropout, a channel
-  slice), or a *torch fallback*: the node's torch lowering applied to NCHW copies of its inputs
-  and written back into its buffer (unfused bn, add, concat that was not eliminated, zeropad,
-  scale, subsample, rbf, standalone activations, tables, highway gates that were not fused,
-  slices copied into a concat that their merged convolution could not `route` there itself).
-  Fallbacks are counted and listed in `net.report`;
+  concat writes straight into its channel slice (`out=`, `c_offset=`), and a merged 1x1 conv
+  writes the slice a concat needs there too (`route=`);
+- each IR node is one `Step`: a Triton kernel (`conv2d` for fused_conv / highway_conv, with
+  their prologue and epilogue, `linear` for fused_fc / highway_fc, `pool2d` / `global_pool2d`,
+  `local_response_norm`, `softmax_lastdim`, `euclidean_rbf`), a view (flatten of a map read
+  only by fc layers, dropout, a channel slice), nothing (an eliminated concat, a routed slice),
+  or a *torch fallback*: the node's torch lowering applied to NCHW copies of its inputs and
+  written back into its buffer (what the passes leave unfused: a bn read by a pool and by
+  something else, an add of one tensor to itself, a concat of an input, standalone
+  activations, a second slice of one merged conv into a concat, …). Fallbacks are counted
+  and listed in `net.report`; no zoo network has one;
 - each step keeps the `.cnn` spans of the IR nodes it covers (its own and those it absorbed:
-  `fused`, folded batch norms), so `net.check(x, torch_module)` can name the source line of the
-  first node whose output differs from the torch module's;
+  `fused`, `pre_fused`, folded batch norms), so `net.check(x, torch_module)` can name the
+  source line of the first node whose output differs from the torch module's, and
+  `plan.listing()` (`cnndsl compile --backend triton --emit plan`) shows them per launch;
 - `cuda_graph=True` (CUDA devices only; refused elsewhere) captures the whole launch sequence for
   each batch size in a `torch.cuda.CUDAGraph` on the first call (after one eager warm-up run:
   autotuning must not happen during capture) and replays it afterwards; inputs are copied into
