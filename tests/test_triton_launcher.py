@@ -15,10 +15,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
 import cnndsl
 from cnndsl.cli import main
 from tests.conftest import torch_reference as reference
+from tests.hypothesis_setup import budget
+from tests.test_passes_zoo import networks as random_networks
 
 os.environ.setdefault("TRITON_INTERPRET", "1")
 
@@ -202,6 +206,14 @@ def test_api_and_cuda_graph_guard():
     assert tn(torch.randn(1, 3, 6, 6)).shape == (1, 4, 3, 3)
     with pytest.raises(ValueError, match="CUDA device"):
         net.to_triton(device="cpu", cuda_graph=True)
+
+
+@budget(60, 1000)
+@given(source=random_networks(), dtype=st.sampled_from([torch.float32, torch.float16]))
+def test_random_networks(source, dtype):
+    """The passes' generated networks (chains, residuals of every shortcut, concats, highway
+    gates, pre-activation units, fc heads) through the whole backend."""
+    assert_matches(compile_net(source), dtype=dtype)
 
 
 def test_devices_that_cannot_run_the_kernels_are_refused():
