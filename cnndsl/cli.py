@@ -112,7 +112,7 @@ def _write(text: str, path: str | None) -> None:
 def cmd_compile(args: argparse.Namespace) -> int:
     net = compile_for(args, args.file)
     if getattr(args, "backend", "torch") == "triton":
-        from cnndsl.backends.triton.launcher import plan_launch
+        from cnndsl.backends.triton.plan import plan_launch
 
         if args.emit == "torch":
             print("cnndsl compile: error: --emit torch is the torch backend's output; drop --backend triton",

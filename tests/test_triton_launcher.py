@@ -26,7 +26,7 @@ from tests.test_passes_zoo import networks as random_networks
 
 os.environ.setdefault("TRITON_INTERPRET", "1")
 
-from cnndsl.backends.triton.launcher import plan_launch, to_triton  # noqa: E402
+from cnndsl.backends.triton.launcher import TritonNetwork, plan_launch, to_triton  # noqa: E402
 
 ZOO = Path(__file__).resolve().parents[1] / "zoo"
 
@@ -214,6 +214,37 @@ def test_random_networks(source, dtype):
     """The passes' generated networks (chains, residuals of every shortcut, concats, highway
     gates, pre-activation units, fc heads) through the whole backend."""
     assert_matches(compile_net(source), dtype=dtype)
+
+
+def test_cuda_graph_bookkeeping(monkeypatch):
+    """The CUDA-graph path without a GPU: the capture is replaced by running the captured body at
+    each replay, so what is left to check is the bookkeeping around it: one capture per input
+    shape, inputs copied into the static buffers, outputs cloned out (not aliased across calls)."""
+    graph = compile_net(POOLS)
+    module = reference(graph)
+    net = to_triton(graph, module.state_dict(), device="cpu", dtype=torch.float32)
+    captures = []
+    monkeypatch.setattr(TritonNetwork, "_capture", lambda self, body: captures.append(body) or body)
+    net.cuda_graph = True
+    results = []
+    for seed, batch in enumerate((2, 3, 2)):
+        x = torch.randn(batch, 3, 9, 9, generator=torch.Generator().manual_seed(seed))
+        with torch.no_grad():
+            want = module(x)
+        got = net(x)
+        assert len(got) == 3 and all(rel(g, w) < 1e-3 for g, w in zip(got, want))
+        results.append((got, want))
+    assert len(captures) == 2  # batch 2 is captured once, replayed twice
+    first_got, first_want = results[0]
+    assert all(rel(g, w) < 1e-3 for g, w in zip(first_got, first_want))  # not overwritten by later calls
+
+
+def test_planning_needs_neither_torch_nor_triton():
+    code = ("import sys\nfrom cnndsl.cli import main\nassert main(['compile', 'zoo/googlenet.cnn', '--backend', "
+            "'triton', '--emit', 'plan']) == 0\nprint(sorted(m for m in ('torch', 'triton') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ZOO.parent)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[-1] == "[]"
 
 
 def test_devices_that_cannot_run_the_kernels_are_refused():
