@@ -28,6 +28,12 @@ def close(got, ref, dtype):
     assert err <= tol * scale, f"max error {err:.3g} > {tol:g}·{scale:.3g}"
 
 
+def rel(got, want) -> float:
+    """max |got − want| / max |want|: how far a network's output is from its reference."""
+    got, want = got.float().cpu(), want.float().cpu()
+    return ((got - want).abs().max() / want.abs().max().clamp_min(1e-6)).item()
+
+
 def rnd(*shape, seed=0):
     g = torch.Generator().manual_seed(seed)
     return torch.randn(*shape, generator=g)

@@ -22,6 +22,8 @@ import cnndsl
 from cnndsl.cli import main
 from tests.conftest import torch_reference as reference
 from tests.hypothesis_setup import budget
+from tests.kernel_checks import rel
+from tests.pass_checks import compile_net
 from tests.test_passes_zoo import networks as random_networks
 
 os.environ.setdefault("TRITON_INTERPRET", "1")
@@ -29,16 +31,6 @@ os.environ.setdefault("TRITON_INTERPRET", "1")
 from cnndsl.backends.triton.launcher import TritonNetwork, plan_launch, to_triton  # noqa: E402
 
 ZOO = Path(__file__).resolve().parents[1] / "zoo"
-
-
-def compile_net(text: str, **kw):
-    return cnndsl.compile_source(text, path=[str(ZOO)], **kw).graph
-
-
-
-
-def rel(a: torch.Tensor, b: torch.Tensor) -> float:
-    return ((a.float() - b.float()).abs().max() / b.float().abs().max().clamp_min(1e-6)).item()
 
 
 def assert_matches(graph, dtype=torch.float32, batch: int = 2, tol: float | None = None):

@@ -25,6 +25,7 @@ import cnndsl
 from cnndsl.backends.triton._common import interpret_env
 from cnndsl.backends.triton.launcher import plan_launch, to_triton
 from tests.conftest import torch_reference
+from tests.kernel_checks import rel
 
 ZOO = Path(__file__).resolve().parents[1] / "zoo"
 TOL = {torch.float32: 1e-3, torch.float16: 2e-2}
@@ -96,11 +97,6 @@ def _graph(file: str, full: bool):
     return cnndsl.compile_file(path, input=REDUCED[file], set=sets).graph
 
 
-def _rel(got: torch.Tensor, want: torch.Tensor) -> float:
-    got, want = got.float().cpu(), want.float().cpu()
-    return ((got - want).abs().max() / want.abs().max().clamp_min(1e-6)).item()
-
-
 @pytest.mark.usefixtures("one_thread")
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["fp32", "fp16"])
 @pytest.mark.parametrize("file", FILES)
@@ -121,7 +117,7 @@ def test_zoo_network_matches_torch(file: str, dtype: torch.dtype, request):
     for name, g, w in zip(graph.graph["outputs"], got, want):
         assert g.shape == w.shape, (name, g.shape, w.shape)
         assert torch.isfinite(w).all() and w.abs().max() > 0, f"{name}: a degenerate reference"
-        err = _rel(g, w)
+        err = rel(g, w)
         if not err < TOL[dtype]:
             where = net.check(xs, module, TOL[dtype])
             pytest.fail(f"{file} output {name}: relative error {err:.3g} ≥ {TOL[dtype]:g}; first differing "
