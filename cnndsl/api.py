@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 import networkx as nx
 
 from cnndsl.diagnostics import CompileError, Diagnostic, is_silenced
-from cnndsl.elaborate.expand import Limits, elaborate
+from cnndsl.elaborate.context import Limits
+from cnndsl.elaborate.expand import elaborate
 from cnndsl.elaborate.loader import Program, load_program
 from cnndsl.ir import graph as ir_graph
 from cnndsl.ir.lint import lint

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import cnndsl  # noqa: E402
-from cnndsl.ir.registry import fmt_shape  # noqa: E402
+from cnndsl.ir.opdef import fmt_shape  # noqa: E402
 from tests.zoo_table import ROWS  # noqa: E402
 
 TARGET = ROOT / "docs" / "ZOO.md"

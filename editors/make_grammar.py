@@ -15,7 +15,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from cnndsl.elaborate.expand import CONSTRUCTS, WORDS  # noqa: E402
+from cnndsl.elaborate.constructs import CONSTRUCTS  # noqa: E402
+from cnndsl.elaborate.expand import WORDS  # noqa: E402
 from cnndsl.ir.registry import REGISTRY  # noqa: E402
 
 TARGET = HERE / "cnndsl.tmLanguage.json"

@@ -24,7 +24,8 @@ import pytest
 
 import cnndsl
 from cnndsl.cli import main as cli_main
-from cnndsl.ir.registry import REGISTRY, fmt_shape
+from cnndsl.ir.opdef import fmt_shape
+from cnndsl.ir.registry import REGISTRY
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "LANGUAGE.md"

@@ -169,7 +169,7 @@ def test_resource_limits_are_named_errors(src, limit, message):
 
 
 def test_limits_are_configurable_and_depth_is_checked():
-    from cnndsl.elaborate.expand import Limits
+    from cnndsl.elaborate.context import Limits
 
     deep = "".join(f"block b{i}() {{ b{i + 1}() }}\n" for i in range(30)) + "block b30() { relu }\n"
     src = deep + "network n { input 3x8x8\n b0() }"

@@ -259,7 +259,7 @@ def test_grammar_is_current_and_valid():
 
 
 def test_grammar_lists_every_op_and_construct():
-    from cnndsl.elaborate.expand import CONSTRUCTS
+    from cnndsl.elaborate.constructs import CONSTRUCTS
 
     ops = {name for name, op in REGISTRY.items() if op.user}
     assert {"conv", "fc", "linear", "batchnorm", "maxpool"} <= ops

@@ -14,7 +14,8 @@ import cnndsl
 from cnndsl.backends.torch.lower import LOWERINGS, to_torch
 from cnndsl.ir.graph import from_json, to_json
 from cnndsl.ir.infer import infer_shapes, node_stats
-from cnndsl.ir.registry import REGISTRY, ShapeError
+from cnndsl.ir.opdef import ShapeError
+from cnndsl.ir.registry import REGISTRY
 from cnndsl.passes import (
     concat_elim,
     fold_bn,

@@ -18,7 +18,8 @@ from torch import nn
 
 import cnndsl
 from cnndsl.backends.torch.lower import LOWERINGS, Fn
-from cnndsl.ir.registry import REGISTRY, ArgError, OpDef, ShapeError
+from cnndsl.ir.opdef import ArgError, OpDef, ShapeError
+from cnndsl.ir.registry import REGISTRY
 from tests.test_passes_zoo import FUSED_CASES
 
 Shape = tuple[int, ...]

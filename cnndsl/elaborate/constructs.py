@@ -7,15 +7,26 @@ one merge node (add, concat, highway), so the IR keeps the construct visible.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any, ClassVar
 
 from cnndsl.diagnostics import CompileError, Span
+from cnndsl.elaborate.context import Ctx
 from cnndsl.elaborate.scope import Scope, evaluate
-from cnndsl.ir.registry import REGISTRY, describe, fmt_shape
+from cnndsl.ir.opdef import describe, fmt_shape
+from cnndsl.ir.registry import REGISTRY
 from cnndsl.syntax import ast
 
-if TYPE_CHECKING:
-    from cnndsl.elaborate.expand import Ctx
+CONSTRUCTS = {
+    "residual": "y = F(x) + shortcut(x): `residual { … } shortcut=identity|project|zeropad scale=1`",
+    "concat": "branches joined along channels: `concat { one branch a line }`",
+    "branch": "a named sequence inside `concat { … }`: `branch { … }`",
+    "highway": "y = H(x)·T(x) + x·(1 − T(x)): `highway { H … ; gate bias=-2 { T … } }`",
+    "seq": "a sequence whose layers are numbered 0, 1, 2 … like nn.Sequential",
+    "repeat": "repeat a body: `repeat 3 { … }`",
+    "shortcut": "the shortcut path of a residual: `shortcut { conv 1x1 256 /2 -> bn }`",
+    "gate": "the gate path T(x) of a highway: `gate bias=-2 { conv 3x3 64 -> sigmoid }`",
+}
 
 ERROR = "<error>"  # the value of a statement that failed: later layers build on it unchecked
 
@@ -214,3 +225,16 @@ class Constructs:
             raise CompileError("gate bias=…: the gate's last layer has bias=false", span)
         attrs["bias_init"] = float(value)
 
+
+    BUILDERS: ClassVar[dict[str, Callable[..., str]]]  # filled below the class
+
+
+Constructs.BUILDERS = {
+    "residual": Constructs._construct_residual,
+    "concat": Constructs._construct_concat,
+    "branch": Constructs._construct_branch,
+    "seq": Constructs._construct_seq,
+    "repeat": Constructs._construct_repeat,
+    "highway": Constructs._construct_highway,
+}
+"""Construct name → its builder (`shortcut` and `gate` live inside residual and highway)."""

@@ -12,72 +12,24 @@ which is a side branch: it is bound to a name or made an `output`, and the flow 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import networkx as nx
 
-import cnndsl.ir.ops  # noqa: F401  (registers the ops)
 from cnndsl.diagnostics import CompileError, Diagnostic, Span, did_you_mean
-from cnndsl.elaborate.constructs import ERROR, Constructs
+from cnndsl.elaborate.constructs import CONSTRUCTS, ERROR, Constructs
+from cnndsl.elaborate.context import Ctx, Fatal, Limits
 from cnndsl.elaborate.loader import Program
 from cnndsl.elaborate.scope import NUMBER_LIMIT, RefValue, Scope, evaluate
 from cnndsl.ir.graph import new_graph
-from cnndsl.ir.registry import REGISTRY, ArgError, ShapeError, describe, fmt_shape, symbols_of
+from cnndsl.ir.opdef import ArgError, ShapeError, describe, fmt_shape, symbols_of
+from cnndsl.ir.registry import REGISTRY
 from cnndsl.syntax import ast
 from cnndsl.syntax.parser import parse_expr
-
-CONSTRUCTS = {
-    "residual": "y = F(x) + shortcut(x): `residual { … } shortcut=identity|project|zeropad scale=1`",
-    "concat": "branches joined along channels: `concat { one branch a line }`",
-    "branch": "a named sequence inside `concat { … }`: `branch { … }`",
-    "highway": "y = H(x)·T(x) + x·(1 − T(x)): `highway { H … ; gate bias=-2 { T … } }`",
-    "seq": "a sequence whose layers are numbered 0, 1, 2 … like nn.Sequential",
-    "repeat": "repeat a body: `repeat 3 { … }`",
-    "shortcut": "the shortcut path of a residual: `shortcut { conv 1x1 256 /2 -> bn }`",
-    "gate": "the gate path T(x) of a highway: `gate bias=-2 { conv 3x3 64 -> sigmoid }`",
-}
-
 
 # Bare words that block arguments may carry through to the ops and constructs that read them.
 WORDS = tuple(sorted({w for op in REGISTRY.values() for p in op.params for w in symbols_of(p.convert)}
                      | {"identity", "project", "zeropad"}))
-
-
-@dataclass
-class Limits:
-    """Resource limits that turn pathological programs into errors instead of hangs.
-
-    Each is named in the error it causes and can be raised (`--limit nodes=100000`).
-    """
-
-    nodes: int = 20_000  # layers in the elaborated network (ResNet-1202 has 4,208)
-    repeat: int = 10_000  # one repetition's count
-    depth: int = 100  # nested block calls
-    errors: int = 50  # errors reported before giving up
-    number: int = 10**12  # the magnitude of any number in a program
-
-    def exceeded(self, name: str, what: str) -> str:
-        return f"{what} (the `{name}` limit is {getattr(self, name):,}; raise it with --limit {name}=N)"
-
-
-class Fatal(CompileError):
-    """An error after which elaboration stops (a resource limit): nothing after it is trustworthy."""
-
-
-@dataclass
-class Ctx:
-    """Where elaboration stands: parameter values, named tensors, names, the block stack."""
-
-    env: dict[str, Any]
-    values: dict[str, str]
-    scope: Scope
-    stack: tuple[str, ...] = ()
-    outputs: list[str] | None = None  # only the network level may declare outputs
-    inputs: list[str] = field(default_factory=list)
-
-    def nested(self, scope: Scope) -> Ctx:
-        return Ctx(self.env, self.values, scope, self.stack, self.outputs, self.inputs)
 
 
 class Elaborator(Constructs):
@@ -259,7 +211,7 @@ class Elaborator(Constructs):
             owner = "residual" if name == "shortcut" else "highway"
             raise CompileError(f"`{name} {{ … }}` is allowed only directly inside `{owner} {{ … }}`", call.name_span)
         if name in CONSTRUCTS and (call.body is not None or name != "concat"):
-            return getattr(self, f"_construct_{name}")(call, ctx, flow, label)
+            return self.BUILDERS[name](self, call, ctx, flow, label)
         if call.body is not None:
             raise CompileError(f"`{name}` takes no `{{ … }}` body", call.span,
                                hint="constructs with a body: " + ", ".join(sorted(CONSTRUCTS)))

@@ -15,7 +15,8 @@ from typing import Any
 import networkx as nx
 
 from cnndsl.diagnostics import Span
-from cnndsl.ir.registry import REGISTRY, Shape
+from cnndsl.ir.opdef import Shape
+from cnndsl.ir.registry import REGISTRY
 
 IR_FORMAT = "cnndsl-ir/1"
 

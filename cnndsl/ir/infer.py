@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import networkx as nx
 
 from cnndsl.ir.graph import in_shapes
-from cnndsl.ir.registry import REGISTRY, Shape
+from cnndsl.ir.opdef import Shape
+from cnndsl.ir.registry import REGISTRY
 
 
 def infer_shapes(graph: nx.MultiDiGraph) -> dict[str, Shape]:

@@ -10,7 +10,7 @@ import networkx as nx
 
 from cnndsl.diagnostics import Diagnostic
 from cnndsl.ir.graph import inputs_of
-from cnndsl.ir.registry import fmt_shape
+from cnndsl.ir.opdef import fmt_shape
 
 
 def _warning(code: str, message: str, data: dict, hint: str | None = None) -> Diagnostic:

@@ -1,13 +1,14 @@
 """Parse `.cnn` text into the AST (`cnndsl.syntax.ast`), or raise a `CompileError`.
 
-The grammar lives in `grammars/cnn.lark`; Lark builds an LALR(1) parser once per process
+The grammar ships inside the package (`cnndsl/syntax/cnn.lark`, read with `importlib.resources`,
+so an installed wheel needs no checkout); Lark builds an LALR(1) parser once per process
 (and caches its tables on disk), so parsing a zoo file costs milliseconds.
 """
 
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
+from importlib import resources
 
 from lark import Lark, Transformer, v_args
 from lark.exceptions import UnexpectedInput, VisitError
@@ -16,12 +17,16 @@ from cnndsl.diagnostics import CompileError, Diagnostic, Span
 from cnndsl.syntax import ast
 from cnndsl.syntax.errors import syntax_error
 
-GRAMMAR_PATH = Path(__file__).resolve().parents[2] / "grammars" / "cnn.lark"
+
+def grammar_text() -> str:
+    """The language's Lark grammar (package data)."""
+    return resources.files("cnndsl.syntax").joinpath("cnn.lark").read_text(encoding="utf-8")
+
 
 @lru_cache(maxsize=1)
 def _lark() -> Lark:
     return Lark(
-        GRAMMAR_PATH.read_text(encoding="utf-8"),
+        grammar_text(),
         parser="lalr",
         lexer="contextual",
         propagate_positions=True,

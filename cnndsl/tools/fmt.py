@@ -1,7 +1,7 @@
 """`cnndsl fmt`: rewrite `.cnn` files in one canonical layout.
 
 The formatter works on tokens, not on the AST, so that it keeps every comment: the source is
-parsed with the language's own grammar (`grammars/cnn.lark`, every token kept), each token
+parsed with the language's own grammar (`cnndsl/syntax/cnn.lark`, every token kept), each token
 learns the rule it belongs to (a keyword `=` from a binding `=`, a stride `/` from a division,
 a unary `-` from a subtraction), and the tokens are written out again with canonical spacing
 and indentation. Comments live inside the grammar's newline (`_NL`) and arrow (`_ARROW`)
@@ -60,7 +60,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from lark import Lark, Tree
+from lark.exceptions import UnexpectedInput
+
 from cnndsl.diagnostics import CompileError, Span
+from cnndsl.syntax.parser import grammar_text, parse
 
 INDENT = 2
 TAB = 8  # columns of a tab when measuring where a trailing comment starts
@@ -89,12 +93,8 @@ class _Tok:
 
 @lru_cache(maxsize=1)
 def _lark():
-    from lark import Lark
-
-    from cnndsl.syntax.parser import GRAMMAR_PATH
-
     return Lark(
-        GRAMMAR_PATH.read_text(encoding="utf-8"),
+        grammar_text(),
         parser="lalr",
         lexer="contextual",
         keep_all_tokens=True,
@@ -106,8 +106,6 @@ def _lark():
 
 def _tokens(text: str) -> list[_Tok]:
     """Every token of TEXT (which parses), in order, with the rule it belongs to."""
-    from lark import Tree
-
     tree = _lark().parse(text)
     out: list[_Tok] = []
     todo: list[tuple[Any, str]] = [(tree, "start")]
@@ -350,10 +348,6 @@ def format_source(text: str, file: str = "<string>", check: bool = True) -> str:
     With `check` (the default), the result must parse to the same AST as TEXT, else
     `UnsafeFormat` is raised.
     """
-    from lark.exceptions import UnexpectedInput
-
-    from cnndsl.syntax.parser import parse
-
     before = parse(text, file)  # a syntax error is reported as the compiler reports it
     source = text.replace("\r\n", "\n")
     if not source.endswith("\n"):

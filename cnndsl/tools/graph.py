@@ -35,7 +35,7 @@ from urllib.parse import quote
 import networkx as nx
 
 from cnndsl.ir.infer import node_stats
-from cnndsl.ir.registry import fmt_shape
+from cnndsl.ir.opdef import fmt_shape
 from cnndsl.tools.summary import block_of
 
 FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot", ".html": "html", ".htm": "html"}

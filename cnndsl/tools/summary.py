@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field, replace
 import networkx as nx
 
 from cnndsl.ir.infer import node_stats
-from cnndsl.ir.registry import fmt_shape
+from cnndsl.ir.opdef import fmt_shape
 
 FORMATS = ("text", "md", "json", "csv")
 

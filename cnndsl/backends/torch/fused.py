@@ -16,7 +16,7 @@ from torch import nn
 
 from cnndsl.backends.torch import layers
 from cnndsl.backends.torch.lower import LOWERINGS, Fn
-from cnndsl.ir.registry import Shape
+from cnndsl.ir.opdef import Shape
 
 
 def activate(x: torch.Tensor, kind: str, a: float = 1.0, s: float = 1.0) -> torch.Tensor:

@@ -21,7 +21,7 @@ from torch import fx, nn
 
 from cnndsl.backends.torch import layers
 from cnndsl.ir.graph import in_shapes, inputs_of
-from cnndsl.ir.registry import Shape
+from cnndsl.ir.opdef import Shape
 
 
 @dataclass

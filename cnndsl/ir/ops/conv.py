@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cnndsl.ir.registry import (
+from cnndsl.ir.opdef import (
     ArgError,
     Attrs,
     OpDef,
@@ -17,7 +17,6 @@ from cnndsl.ir.registry import (
     padding,
     pos_int,
     pos_pair,
-    register,
     require_map,
 )
 
@@ -91,25 +90,24 @@ def _connections(attrs: Attrs, ins: list[Shape], out: Shape) -> int:
     return _params(attrs, ins, out) * out[1] * out[2]
 
 
-CONV = register(
-    OpDef(
-        name="conv",
-        doc="2-D convolution: `conv 3x3 64 /2 pad=same dilation=1 groups=1 bias=true`",
-        params=(
-            ParamSpec("kernel", pos_pair, required=True, positional=True, doc="kernel size, e.g. 3x3 or 1x7"),
-            ParamSpec("out", pos_int, required=True, positional=True, doc="output channels"),
-            ParamSpec("stride", pos_pair, (1, 1)),
-            ParamSpec("pad", padding, (0, 0)),
-            ParamSpec("dilation", pos_pair, (1, 1)),
-            ParamSpec("groups", pos_int, 1),
-            ParamSpec("bias", boolean, True),
-            ParamSpec("bias_init", number, None, doc="initial value of every bias (highway gates)"),
-            ParamSpec("table", connection_table, None, doc="LeNet's partial connections: input channels per output"),
-        ),
-        shape=_shape,
-        param_count=_params,
-        macs=_macs,
-        connections=_connections,
-        finalize=_finalize,
-    )
+CONV = OpDef(
+    name="conv",
+    doc="2-D convolution: `conv 3x3 64 /2 pad=same dilation=1 groups=1 bias=true`",
+    params=(
+        ParamSpec("kernel", pos_pair, required=True, positional=True, doc="kernel size, e.g. 3x3 or 1x7"),
+        ParamSpec("out", pos_int, required=True, positional=True, doc="output channels"),
+        ParamSpec("stride", pos_pair, (1, 1)),
+        ParamSpec("pad", padding, (0, 0)),
+        ParamSpec("dilation", pos_pair, (1, 1)),
+        ParamSpec("groups", pos_int, 1),
+        ParamSpec("bias", boolean, True),
+        ParamSpec("bias_init", number, None, doc="initial value of every bias (highway gates)"),
+        ParamSpec("table", connection_table, None, doc="LeNet's partial connections: input channels per output"),
+    ),
+    shape=_shape,
+    param_count=_params,
+    macs=_macs,
+    connections=_connections,
+    finalize=_finalize,
+    family="conv", traits=frozenset({"conv"}),
 )

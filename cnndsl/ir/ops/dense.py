@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from cnndsl.ir.registry import (
+from cnndsl.ir.opdef import (
     Attrs,
     OpDef,
     ParamSpec,
@@ -13,7 +13,6 @@ from cnndsl.ir.registry import (
     number,
     pos_int,
     probability,
-    register,
 )
 
 
@@ -29,21 +28,20 @@ def _fc_macs(attrs: Attrs, ins: list[Shape], out: Shape) -> int:
     return math.prod(ins[0]) * out[0]
 
 
-FC = register(
-    OpDef(
-        name="fc",
-        doc="fully connected layer; a CxHxW input is flattened first (as Caffe's InnerProduct): `fc 4096`",
-        params=(
-            ParamSpec("out", pos_int, required=True, positional=True, doc="output features"),
-            ParamSpec("bias", boolean, True),
-            ParamSpec("bias_init", number, None, doc="initial value of every bias (highway gates)"),
-        ),
-        shape=_fc_shape,
-        param_count=_fc_params,
-        macs=_fc_macs,
-        connections=_fc_params,
-        aliases=("linear",),
-    )
+FC = OpDef(
+    name="fc",
+    doc="fully connected layer; a CxHxW input is flattened first (as Caffe's InnerProduct): `fc 4096`",
+    params=(
+        ParamSpec("out", pos_int, required=True, positional=True, doc="output features"),
+        ParamSpec("bias", boolean, True),
+        ParamSpec("bias_init", number, None, doc="initial value of every bias (highway gates)"),
+    ),
+    shape=_fc_shape,
+    param_count=_fc_params,
+    macs=_fc_macs,
+    connections=_fc_params,
+    aliases=("linear",),
+    family="dense", traits=frozenset({"dense"}),
 )
 
 
@@ -51,18 +49,17 @@ def _flatten_shape(attrs: Attrs, ins: list[Shape]) -> Shape:
     return (math.prod(ins[0]),)
 
 
-FLATTEN = register(OpDef(name="flatten", doc="flatten CxHxW into C·H·W features", params=(), shape=_flatten_shape))
+FLATTEN = OpDef(name="flatten", doc="flatten CxHxW into C·H·W features", params=(), shape=_flatten_shape, family="view", traits=frozenset({"view"}))
 
 
 def _same(attrs: Attrs, ins: list[Shape]) -> Shape:
     return ins[0]
 
 
-DROPOUT = register(
-    OpDef(
-        name="dropout",
-        doc="dropout (active in training only): `dropout 0.5`",
-        params=(ParamSpec("p", probability, 0.5, positional=True, doc="drop probability"),),
-        shape=_same,
-    )
+DROPOUT = OpDef(
+    name="dropout",
+    doc="dropout (active in training only): `dropout 0.5`",
+    params=(ParamSpec("p", probability, 0.5, positional=True, doc="drop probability"),),
+    shape=_same,
+    family="view", traits=frozenset({"view", "elementwise"}),
 )

@@ -39,10 +39,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cnndsl.ir.ops.conv import CONV, resolve_padding
-from cnndsl.ir.ops.dense import FC
-from cnndsl.ir.ops.merge import ZEROPAD
-from cnndsl.ir.registry import (
+from cnndsl.ir.opdef import (
     ArgError,
     Attrs,
     OpDef,
@@ -57,8 +54,10 @@ from cnndsl.ir.registry import (
     padding,
     pos_int,
     pos_pair,
-    register,
 )
+from cnndsl.ir.ops.conv import CONV, resolve_padding
+from cnndsl.ir.ops.dense import FC
+from cnndsl.ir.ops.merge import ZEROPAD
 
 ACTS = ("none", "relu", "sigmoid", "tanh", "stanh")
 RESIDUALS = ("none", "add", "zeropad")
@@ -150,19 +149,18 @@ def _fused_conv_shape(attrs: Attrs, ins: list[Shape]) -> Shape:
     return out
 
 
-FUSED_CONV = register(
-    OpDef(
-        name="fused_conv",
-        doc="a convolution with its epilogue (bias, activation, scaled residual add, activation); "
-        "port 1: the residual operand",
-        params=_CONV_PARAMS + _PROLOGUE + _ACT + _RESIDUAL + _FUSED,
-        shape=_fused_conv_shape,
-        arity=None,  # 1, or 2 with a residual (never elaborated: user=False)
-        param_count=lambda a, ins, out: CONV.param_count(_conv_attrs(a), ins[:1], out),
-        macs=lambda a, ins, out: CONV.macs(_conv_attrs(a), ins[:1], out),
-        finalize=_conv_finalize,
-        user=False,
-    )
+FUSED_CONV = OpDef(
+    name="fused_conv",
+    doc="a convolution with its epilogue (bias, activation, scaled residual add, activation); "
+    "port 1: the residual operand",
+    params=_CONV_PARAMS + _PROLOGUE + _ACT + _RESIDUAL + _FUSED,
+    shape=_fused_conv_shape,
+    arity=None,  # 1, or 2 with a residual (never elaborated: user=False)
+    param_count=lambda a, ins, out: CONV.param_count(_conv_attrs(a), ins[:1], out),
+    macs=lambda a, ins, out: CONV.macs(_conv_attrs(a), ins[:1], out),
+    finalize=_conv_finalize,
+    user=False,
+    family="fused", traits=frozenset({"conv", "fused"}),
 )
 
 
@@ -176,17 +174,16 @@ def _fused_fc_shape(attrs: Attrs, ins: list[Shape]) -> Shape:
     return out
 
 
-FUSED_FC = register(
-    OpDef(
-        name="fused_fc",
-        doc="a fully connected layer (a CxHxW input is flattened) with the epilogue of fused_conv",
-        params=_FC_PARAMS + _ACT + _RESIDUAL + _FUSED,
-        shape=_fused_fc_shape,
-        arity=None,
-        param_count=lambda a, ins, out: FC.param_count(a, ins[:1], out),
-        macs=lambda a, ins, out: FC.macs(a, ins[:1], out),
-        user=False,
-    )
+FUSED_FC = OpDef(
+    name="fused_fc",
+    doc="a fully connected layer (a CxHxW input is flattened) with the epilogue of fused_conv",
+    params=_FC_PARAMS + _ACT + _RESIDUAL + _FUSED,
+    shape=_fused_fc_shape,
+    arity=None,
+    param_count=lambda a, ins, out: FC.param_count(a, ins[:1], out),
+    macs=lambda a, ins, out: FC.macs(a, ins[:1], out),
+    user=False,
+    family="fused", traits=frozenset({"dense", "fused"}),
 )
 
 
@@ -209,19 +206,18 @@ def _highway_conv_shape(attrs: Attrs, ins: list[Shape]) -> Shape:
     return out
 
 
-HIGHWAY_CONV = register(
-    OpDef(
-        name="highway_conv",
-        doc="a convolutional highway layer: H and T convolutions stacked as one conv of 2·out channels "
-        "(H's first), y = act(H)·gate_act(T) + carry·(1 − gate_act(T)); port 1: the carried x",
-        params=_CONV_PARAMS + _ACT + _GATE + _FUSED,
-        shape=_highway_conv_shape,
-        arity=2,
-        param_count=lambda a, ins, out: CONV.param_count(_conv_attrs(_doubled(a)), ins[:1], (2 * out[0], *out[1:])),
-        macs=lambda a, ins, out: CONV.macs(_conv_attrs(_doubled(a)), ins[:1], (2 * out[0], *out[1:])),
-        finalize=_conv_finalize,
-        user=False,
-    )
+HIGHWAY_CONV = OpDef(
+    name="highway_conv",
+    doc="a convolutional highway layer: H and T convolutions stacked as one conv of 2·out channels "
+    "(H's first), y = act(H)·gate_act(T) + carry·(1 − gate_act(T)); port 1: the carried x",
+    params=_CONV_PARAMS + _ACT + _GATE + _FUSED,
+    shape=_highway_conv_shape,
+    arity=2,
+    param_count=lambda a, ins, out: CONV.param_count(_conv_attrs(_doubled(a)), ins[:1], (2 * out[0], *out[1:])),
+    macs=lambda a, ins, out: CONV.macs(_conv_attrs(_doubled(a)), ins[:1], (2 * out[0], *out[1:])),
+    finalize=_conv_finalize,
+    user=False,
+    family="fused", traits=frozenset({"conv", "fused"}),
 )
 
 
@@ -231,18 +227,17 @@ def _highway_fc_shape(attrs: Attrs, ins: list[Shape]) -> Shape:
     return out
 
 
-HIGHWAY_FC = register(
-    OpDef(
-        name="highway_fc",
-        doc="a fully connected highway layer: H and T stacked as one fc of 2·out features, "
-        "y = act(H)·gate_act(T) + carry·(1 − gate_act(T)); port 1: the carried x",
-        params=_FC_PARAMS + _ACT + _GATE + _FUSED,
-        shape=_highway_fc_shape,
-        arity=2,
-        param_count=lambda a, ins, out: FC.param_count(_doubled(a), ins[:1], (2 * out[0],)),
-        macs=lambda a, ins, out: FC.macs(_doubled(a), ins[:1], (2 * out[0],)),
-        user=False,
-    )
+HIGHWAY_FC = OpDef(
+    name="highway_fc",
+    doc="a fully connected highway layer: H and T stacked as one fc of 2·out features, "
+    "y = act(H)·gate_act(T) + carry·(1 − gate_act(T)); port 1: the carried x",
+    params=_FC_PARAMS + _ACT + _GATE + _FUSED,
+    shape=_highway_fc_shape,
+    arity=2,
+    param_count=lambda a, ins, out: FC.param_count(_doubled(a), ins[:1], (2 * out[0],)),
+    macs=lambda a, ins, out: FC.macs(_doubled(a), ins[:1], (2 * out[0],)),
+    user=False,
+    family="fused", traits=frozenset({"dense", "fused"}),
 )
 
 
@@ -254,12 +249,12 @@ def _slice_shape(attrs: Attrs, ins: list[Shape]) -> Shape:
     return (stop - start, *shape[1:])
 
 
-SLICE = register(
-    OpDef(
-        name="slice",
-        doc="channels (features) [start, stop) of the input",
-        params=(ParamSpec("start", nonneg_int, 0), ParamSpec("stop", pos_int, required=True)),
-        shape=_slice_shape,
-        user=False,
-    )
+SLICE = OpDef(
+    name="slice",
+    doc="channels (features) [start, stop) of the input",
+    params=(ParamSpec("start", nonneg_int, 0), ParamSpec("stop", pos_int, required=True)),
+    shape=_slice_shape,
+    user=False,
+    family="fused",
+    traits=frozenset({"fused"}),
 )

@@ -1,9 +1,9 @@
 """The layers of LeNet-5 (LeCun et al., 1998) that later networks dropped: trainable
-subsampling, the scaled tanh squashing function, and the Euclidean RBF output layer."""
+subsampling and the Euclidean RBF output layer (its scaled tanh is an activation)."""
 
 from __future__ import annotations
 
-from cnndsl.ir.registry import (
+from cnndsl.ir.opdef import (
     Attrs,
     OpDef,
     ParamSpec,
@@ -11,10 +11,8 @@ from cnndsl.ir.registry import (
     ShapeError,
     conv_out,
     fmt_shape,
-    number,
     pos_int,
     pos_pair,
-    register,
     require_map,
 )
 
@@ -39,31 +37,20 @@ def _subsample_connections(attrs: Attrs, ins: list[Shape], out: Shape) -> int:
     return (kh * kw + 1) * out[0] * out[1] * out[2]
 
 
-SUBSAMPLE = register(
-    OpDef(
-        name="subsample",
-        doc="LeNet's trainable subsampling: each window's sum times a per-channel coefficient, plus a "
-        "per-channel bias (2 parameters a channel): `subsample 2x2`",
-        params=(
-            ParamSpec("kernel", pos_pair, (2, 2), positional=True, doc="window"),
-            ParamSpec("stride", pos_pair, None, doc="defaults to the window"),
-        ),
-        shape=_subsample_shape,
-        param_count=lambda attrs, ins, out: 2 * ins[0][0],
-        connections=_subsample_connections,
-        finalize=_subsample_finalize,
-    )
+SUBSAMPLE = OpDef(
+    name="subsample",
+    doc="LeNet's trainable subsampling: each window's sum times a per-channel coefficient, plus a "
+    "per-channel bias (2 parameters a channel): `subsample 2x2`",
+    params=(
+        ParamSpec("kernel", pos_pair, (2, 2), positional=True, doc="window"),
+        ParamSpec("stride", pos_pair, None, doc="defaults to the window"),
+    ),
+    shape=_subsample_shape,
+    param_count=lambda attrs, ins, out: 2 * ins[0][0],
+    connections=_subsample_connections,
+    finalize=_subsample_finalize,
+    family="lenet", traits=frozenset(),
 )
-
-STANH = register(
-    OpDef(
-        name="stanh",
-        doc="LeNet's scaled tanh A·tanh(S·a), A = 1.7159 and S = 2/3 by default: `stanh a=1.7159 s=0.6667`",
-        params=(ParamSpec("a", number, 1.7159), ParamSpec("s", number, 2 / 3)),
-        shape=lambda attrs, ins: ins[0],
-    )
-)
-
 
 def _rbf_shape(attrs: Attrs, ins: list[Shape]) -> Shape:
     if len(ins[0]) != 1:
@@ -71,13 +58,12 @@ def _rbf_shape(attrs: Attrs, ins: list[Shape]) -> Shape:
     return (attrs["out"],)
 
 
-RBF = register(
-    OpDef(
-        name="rbf",
-        doc="Euclidean RBF output units y_i = Σ_j (x_j − w_ij)² with fixed ±1 codes (not trained): `rbf 10`",
-        params=(ParamSpec("out", pos_int, required=True, positional=True, doc="output units (classes)"),),
-        shape=_rbf_shape,
-        fixed_params=lambda attrs, ins, out: ins[0][0] * out[0],
-        connections=lambda attrs, ins, out: ins[0][0] * out[0],
-    )
+RBF = OpDef(
+    name="rbf",
+    doc="Euclidean RBF output units y_i = Σ_j (x_j − w_ij)² with fixed ±1 codes (not trained): `rbf 10`",
+    params=(ParamSpec("out", pos_int, required=True, positional=True, doc="output units (classes)"),),
+    shape=_rbf_shape,
+    fixed_params=lambda attrs, ins, out: ins[0][0] * out[0],
+    connections=lambda attrs, ins, out: ins[0][0] * out[0],
+    family="lenet", traits=frozenset(),
 )

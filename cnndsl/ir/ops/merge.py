@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cnndsl.ir.registry import (
+from cnndsl.ir.opdef import (
     Attrs,
     OpDef,
     ParamSpec,
@@ -12,7 +12,6 @@ from cnndsl.ir.registry import (
     number,
     pos_int,
     pos_pair,
-    register,
     require_map,
 )
 
@@ -21,9 +20,7 @@ def _input_shape(attrs: Attrs, ins: list[Shape]) -> Shape:
     return tuple(attrs["shape"])
 
 
-INPUT = register(
-    OpDef(name="input", doc="a network input", params=(ParamSpec("shape", lambda v, w: v),), shape=_input_shape, arity=0, user=False)
-)
+INPUT = OpDef(name="input", doc="a network input", params=(ParamSpec("shape", lambda v, w: v),), shape=_input_shape, arity=0, user=False, family="input", traits=frozenset())
 
 
 def _add_shape(attrs: Attrs, ins: list[Shape]) -> Shape:
@@ -37,14 +34,13 @@ def _add_shape(attrs: Attrs, ins: list[Shape]) -> Shape:
     return first
 
 
-ADD = register(
-    OpDef(
-        name="add",
-        doc="element-wise sum of two or more tensors; `scale` multiplies the first (a scaled residual)",
-        params=(ParamSpec("scale", number, 1.0),),
-        shape=_add_shape,
-        arity=None,
-    )
+ADD = OpDef(
+    name="add",
+    doc="element-wise sum of two or more tensors; `scale` multiplies the first (a scaled residual)",
+    params=(ParamSpec("scale", number, 1.0),),
+    shape=_add_shape,
+    arity=None,
+    family="merge", traits=frozenset({"merge", "elementwise"}),
 )
 
 
@@ -64,10 +60,8 @@ def _concat_shape(attrs: Attrs, ins: list[Shape]) -> Shape:
     return (sum(s[0] for s in ins), *ins[0][1:])
 
 
-CONCAT = register(
-    OpDef(name="concat", doc="concatenate along channels: `concat @a @b`, or `concat { … }` with one branch a line",
-          params=(), shape=_concat_shape, arity=None)
-)
+CONCAT = OpDef(name="concat", doc="concatenate along channels: `concat @a @b`, or `concat { … }` with one branch a line",
+      params=(), shape=_concat_shape, arity=None, family="merge", traits=frozenset({"merge"}))
 
 
 def _highway_shape(attrs: Attrs, ins: list[Shape]) -> Shape:
@@ -80,15 +74,14 @@ def _highway_shape(attrs: Attrs, ins: list[Shape]) -> Shape:
     return x
 
 
-HIGHWAY = register(
-    OpDef(
-        name="highway",
-        doc="highway gate y = H·T + x·(1 − T) of inputs (H, T, x)",
-        params=(),
-        shape=_highway_shape,
-        arity=3,
-        user=False,
-    )
+HIGHWAY = OpDef(
+    name="highway",
+    doc="highway gate y = H·T + x·(1 − T) of inputs (H, T, x)",
+    params=(),
+    shape=_highway_shape,
+    arity=3,
+    user=False,
+    family="merge", traits=frozenset({"merge"}),
 )
 
 
@@ -101,12 +94,11 @@ def _zeropad_shape(attrs: Attrs, ins: list[Shape]) -> Shape:
     return (out, (h + sh - 1) // sh, (w + sw - 1) // sw)
 
 
-ZEROPAD = register(
-    OpDef(
-        name="zeropad",
-        doc="parameter-free shortcut (ResNet option A): subsample by `stride`, pad channels with zeros to `out`",
-        params=(ParamSpec("out", pos_int, required=True), ParamSpec("stride", pos_pair, (1, 1))),
-        shape=_zeropad_shape,
-        user=False,
-    )
+ZEROPAD = OpDef(
+    name="zeropad",
+    doc="parameter-free shortcut (ResNet option A): subsample by `stride`, pad channels with zeros to `out`",
+    params=(ParamSpec("out", pos_int, required=True), ParamSpec("stride", pos_pair, (1, 1))),
+    shape=_zeropad_shape,
+    user=False,
+    family="merge", traits=frozenset(),
 )

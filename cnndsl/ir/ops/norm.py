@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cnndsl.ir.registry import (
+from cnndsl.ir.opdef import (
     ArgError,
     Attrs,
     OpDef,
@@ -11,7 +11,6 @@ from cnndsl.ir.registry import (
     boolean,
     number,
     pos_int,
-    register,
     require_map,
 )
 
@@ -34,15 +33,14 @@ def _positive(v, what):
     return x
 
 
-BN = register(
-    OpDef(
-        name="bn",
-        doc="batch normalisation over channels (scale and shift are trainable): `bn eps=1e-5 momentum=0.1`",
-        params=(ParamSpec("eps", _positive, 1e-5), ParamSpec("momentum", number, 0.1)),
-        shape=_same,
-        param_count=_per_channel(2),
-        aliases=("batchnorm",),
-    )
+BN = OpDef(
+    name="bn",
+    doc="batch normalisation over channels (scale and shift are trainable): `bn eps=1e-5 momentum=0.1`",
+    params=(ParamSpec("eps", _positive, 1e-5), ParamSpec("momentum", number, 0.1)),
+    shape=_same,
+    param_count=_per_channel(2),
+    aliases=("batchnorm",),
+    family="normalisation", traits=frozenset({"normalisation", "elementwise"}),
 )
 
 
@@ -51,19 +49,18 @@ def _lrn_shape(attrs: Attrs, ins: list[Shape]) -> Shape:
     return ins[0]
 
 
-LRN = register(
-    OpDef(
-        name="lrn",
-        doc="local response normalisation across channels (PyTorch/Caffe form: alpha is divided by size): "
-        "`lrn 5 alpha=1e-4 beta=0.75 k=2`",
-        params=(
-            ParamSpec("size", pos_int, 5, positional=True, doc="neighbouring channels"),
-            ParamSpec("alpha", number, 1e-4),
-            ParamSpec("beta", number, 0.75),
-            ParamSpec("k", number, 1.0),
-        ),
-        shape=_lrn_shape,
-    )
+LRN = OpDef(
+    name="lrn",
+    doc="local response normalisation across channels (PyTorch/Caffe form: alpha is divided by size): "
+    "`lrn 5 alpha=1e-4 beta=0.75 k=2`",
+    params=(
+        ParamSpec("size", pos_int, 5, positional=True, doc="neighbouring channels"),
+        ParamSpec("alpha", number, 1e-4),
+        ParamSpec("beta", number, 0.75),
+        ParamSpec("k", number, 1.0),
+    ),
+    shape=_lrn_shape,
+    family="normalisation", traits=frozenset(),
 )
 
 
@@ -71,12 +68,11 @@ def _scale_params(attrs: Attrs, ins: list[Shape], out: Shape) -> int:
     return ins[0][0] * (2 if attrs["bias"] else 1)
 
 
-SCALE = register(
-    OpDef(
-        name="scale",
-        doc="channel-wise scale (Caffe's Scale layer): y = x·γ_c (+ β_c); `scale bias=false`",
-        params=(ParamSpec("bias", boolean, True),),
-        shape=_same,
-        param_count=_scale_params,
-    )
+SCALE = OpDef(
+    name="scale",
+    doc="channel-wise scale (Caffe's Scale layer): y = x·γ_c (+ β_c); `scale bias=false`",
+    params=(ParamSpec("bias", boolean, True),),
+    shape=_same,
+    param_count=_scale_params,
+    family="normalisation", traits=frozenset({"normalisation", "elementwise"}),
 )

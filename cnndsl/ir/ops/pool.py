@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from cnndsl.ir.ops.conv import resolve_padding
-from cnndsl.ir.registry import (
+from cnndsl.ir.opdef import (
     ArgError,
     Attrs,
     OpDef,
@@ -15,9 +14,9 @@ from cnndsl.ir.registry import (
     fmt_shape,
     padding,
     pos_pair,
-    register,
     require_map,
 )
+from cnndsl.ir.ops.conv import resolve_padding
 
 
 def _window(v, what):
@@ -67,21 +66,21 @@ def _make(name: str, doc: str, extra: tuple[ParamSpec, ...] = ()) -> OpDef:
             )
         return (c, oh, ow)
 
-    return register(
-        OpDef(
-            name=name,
-            doc=doc,
-            params=(
-                ParamSpec("kernel", _window, required=True, positional=True, doc="window, e.g. 3x3, or global"),
-                ParamSpec("stride", pos_pair, None, doc="defaults to the window size"),
-                ParamSpec("pad", padding, (0, 0)),
-                ParamSpec("ceil", boolean, False, doc="round the output size up (Caffe)"),
-                ParamSpec("adaptive", boolean, False, doc="the size is the output grid (PyTorch's adaptive pooling)"),
-                *extra,
-            ),
-            shape=shape,
-            finalize=finalize,
-        )
+    return OpDef(
+        name=name,
+        doc=doc,
+        params=(
+            ParamSpec("kernel", _window, required=True, positional=True, doc="window, e.g. 3x3, or global"),
+            ParamSpec("stride", pos_pair, None, doc="defaults to the window size"),
+            ParamSpec("pad", padding, (0, 0)),
+            ParamSpec("ceil", boolean, False, doc="round the output size up (Caffe)"),
+            ParamSpec("adaptive", boolean, False, doc="the size is the output grid (PyTorch's adaptive pooling)"),
+            *extra,
+        ),
+        shape=shape,
+        finalize=finalize,
+        family="pool",
+        traits=frozenset({"pool"}),
     )
 
 
