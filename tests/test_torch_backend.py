@@ -49,7 +49,7 @@ def test_gradients_reach_every_parameter():
     model = build().to_torch().train()
     main, aux = model(torch.randn(4, 3, 20, 20))
     assert main.shape == (4, 5) and aux.shape == (4, 5)
-    (main.square().sum() + aux.sum()).backward()
+    (main.square().sum() + aux.square().sum()).backward()  # softmax: a plain sum would have no gradient
     for name, p in model.named_parameters():
         assert p.grad is not None, name
         assert p.grad.abs().sum() > 0, name

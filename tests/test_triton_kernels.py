@@ -22,6 +22,7 @@ from cnndsl.backends.triton.lrn import local_response_norm  # noqa: E402
 from cnndsl.backends.triton.pool import global_pool2d, pool2d  # noqa: E402
 from cnndsl.backends.triton.rbf import euclidean_rbf  # noqa: E402
 from cnndsl.backends.triton.softmax import softmax_lastdim  # noqa: E402
+from tests.activation_refs import cases, reference, slots  # noqa: E402
 from tests.kernel_checks import DTYPES, close, interpreted, nchw, nhwc, q, rnd  # noqa: E402, F401 (interpreted: a fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -108,15 +109,8 @@ def test_conv_multi_tile(path):
     close(nchw(got), ref, torch.float32)
 
 
-ACTS = [
-    ("none", {}, lambda z: z),
-    ("relu", {}, torch.relu),
-    ("sigmoid", {}, torch.sigmoid),
-    ("tanh", {}, torch.tanh),
-    ("stanh", {"a": 1.7159, "s": 2 / 3}, lambda z: 1.7159 * torch.tanh(2 / 3 * z)),
-    ("scaled_tanh", {"a": 0.5, "s": 3.0}, lambda z: 0.5 * torch.tanh(3.0 * z)),
-    ("leaky_relu", {"a": 0.1}, lambda z: F.leaky_relu(z, 0.1)),
-]
+ACTS = [("none", {}, lambda z: z)] + [(name, slots(values), reference(name, values)) for name, values in cases()]
+"""Every registry activation (with its scalars as the epilogue's (a, s) slots) and its reference."""
 PATHS = {"igemm": (3, 1, 1), "direct": (3, 1, 2), "gemm": (1, 0, 1)}  # kernel, padding, groups
 
 
@@ -127,7 +121,7 @@ def slot(kind, name, params):
 
 
 @pytest.mark.parametrize("path", list(PATHS))
-@pytest.mark.parametrize("act", ACTS, ids=[a[0] for a in ACTS])
+@pytest.mark.parametrize("act", ACTS, ids=[f"{a[0]}{i}" for i, a in enumerate(ACTS)])
 def test_conv_activation(act, path):
     """Each activation in the act slot (before the residual) and in the post_act slot (after it)."""
     name, params, fn = act

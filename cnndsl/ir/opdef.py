@@ -192,9 +192,10 @@ TRAITS = {
 class Maths:
     """An activation's formula, written once for every backend.
 
-    `torch` is a PyTorch expression and `triton` a Triton one (on an fp32 block), both in `x`;
-    `a` and `s` stand for the op's attributes named by `scalars` (at most two: the fused
-    epilogue's scalar slots, e.g. stanh's A and S).
+    `torch` is a PyTorch expression (names: `torch`, `F` for torch.nn.functional) and `triton`
+    a Triton one on an fp32 block (`tl`), both in `x` and the op's attributes named in
+    `scalars` (at most two, in order: the fused epilogue's two scalar slots, e.g. stanh's
+    `a` and `s`).
     """
 
     torch: str

@@ -18,10 +18,12 @@ import networkx as nx
 import numpy as np
 
 from cnndsl.ir.graph import inputs_of
+from cnndsl.ir.registry import REGISTRY, ops_with
 
 Weights = dict[str, Any]
 
-ACT_OPS = ("relu", "sigmoid", "tanh", "stanh")
+ACT_OPS = ops_with("activation")  # fused into the epilogues and prologues
+NORM_OPS = ops_with("normalisation")  # per-channel affine: folded into the layer before, or a prologue
 
 
 def clone(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
@@ -94,10 +96,22 @@ def only_input(graph: nx.MultiDiGraph, node: str) -> str | None:
 
 
 def act_of(data: dict[str, Any]) -> tuple[str, float, float]:
-    """An activation node as the fused ops spell it: (kind, a, s)."""
-    if data["op"] == "stanh":
-        return ("stanh", float(data["attrs"]["a"]), float(data["attrs"]["s"]))
-    return (data["op"], 1.0, 1.0)
+    """An activation node as the fused ops spell it: (kind, a, s), a and s its scalars."""
+    maths = REGISTRY[data["op"]].maths
+    assert maths is not None, f"{data['op']} is not an activation"
+    return (data["op"], *maths.scalar_values(data["attrs"]))
+
+
+def layer_kind(data: dict[str, Any]) -> str | None:
+    """"conv" or "dense" for an unfused conv or fc layer that passes may rewrite, else None.
+
+    LeNet's connection-table convolutions are left alone (densify makes them plain first)."""
+    op = REGISTRY[data["op"]]
+    if op.has("fused"):
+        return None
+    if op.has("conv"):
+        return "conv" if data["attrs"].get("table") is None else None
+    return "dense" if op.has("dense") else None
 
 
 def count_ops(graph: nx.MultiDiGraph) -> dict[str, int]:

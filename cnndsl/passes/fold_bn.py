@@ -34,11 +34,13 @@ import numpy as np
 
 from cnndsl.passes.common import (
     BN_PARAMS,
+    NORM_OPS,
     Weights,
     clone,
     copy_weights,
     drop,
     get,
+    layer_kind,
     like,
     only_input,
     redirect,
@@ -49,13 +51,7 @@ from cnndsl.passes.common import (
 
 def foldable_into(graph: nx.MultiDiGraph, layer: str, node: str) -> bool:
     """Whether `node` (bn/scale) can fold into `layer`: a plain conv or fc that feeds only it."""
-    data = graph.nodes[layer]
-    if data["op"] == "conv":
-        if data["attrs"].get("table") is not None:
-            return False
-    elif data["op"] != "fc":
-        return False
-    return sole_consumer(graph, layer) == (node, 0)
+    return layer_kind(graph.nodes[layer]) is not None and sole_consumer(graph, layer) == (node, 0)
 
 
 def affine(graph: nx.MultiDiGraph, node: str, weights: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
@@ -79,7 +75,7 @@ def fold_bn(graph: nx.MultiDiGraph, weights: Mapping[str, Any] | None = None) ->
     w = copy_weights(weights)
     for node in list(g.nodes):
         op = g.nodes[node]["op"]
-        if op not in ("bn", "scale"):
+        if op not in NORM_OPS:
             continue
         layer = only_input(g, node)
         if layer is None or not foldable_into(g, layer, node):

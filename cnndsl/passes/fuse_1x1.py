@@ -43,6 +43,7 @@ from cnndsl.passes.common import (
     copy_weights,
     drop,
     get,
+    layer_kind,
     like,
     only_input,
     reorder,
@@ -56,7 +57,7 @@ from cnndsl.passes.common import (
 def _key(graph: nx.MultiDiGraph, node: str) -> tuple | None:
     data = graph.nodes[node]
     a = data["attrs"]
-    if data["op"] != "conv" or tuple(a["kernel"]) != (1, 1) or a["groups"] != 1 or a.get("table") is not None:
+    if layer_kind(data) != "conv" or tuple(a["kernel"]) != (1, 1) or a["groups"] != 1:
         return None
     src = only_input(graph, node)
     if src is None:

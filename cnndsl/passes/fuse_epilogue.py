@@ -60,6 +60,7 @@ from cnndsl.passes.common import (
     drop,
     get,
     is_output,
+    layer_kind,
     like,
     only_input,
     out_edges,
@@ -73,11 +74,6 @@ from cnndsl.passes.common import (
 CONV_KEYS = ("kernel", "out", "stride", "pad", "dilation", "groups", "bias")
 FC_KEYS = ("out", "bias")
 NO_ACT = ("none", 1.0, 1.0)
-
-
-def _plain_layer(graph: nx.MultiDiGraph, node: str) -> bool:
-    data = graph.nodes[node]
-    return data["op"] == "fc" or (data["op"] == "conv" and data["attrs"].get("table") is None)
 
 
 # ---- highway ----------------------------------------------------------------------------
@@ -97,7 +93,7 @@ def _highway_branch(graph: nx.MultiDiGraph, hw: str, port: int) -> tuple[str, tu
         act, nodes = act_of(data), [layer, end]
     else:
         layer, act, nodes = end, NO_ACT, [end]
-    if not _plain_layer(graph, layer) or only_input(graph, layer) is None:
+    if layer_kind(graph.nodes[layer]) is None or only_input(graph, layer) is None:
         return None
     return layer, act, nodes
 
@@ -112,13 +108,14 @@ def _fuse_highway(graph: nx.MultiDiGraph, weights: Weights | None, hw: str) -> b
     (hl, h_act, h_nodes), (tl, t_act, t_nodes) = h, t
     hd, td = graph.nodes[hl], graph.nodes[tl]
     src = only_input(graph, hl)
+    kind = layer_kind(hd)
     if hd["op"] != td["op"] or src != only_input(graph, tl):
         return False
-    keys = CONV_KEYS if hd["op"] == "conv" else FC_KEYS
+    keys = CONV_KEYS if kind == "conv" else FC_KEYS
     same = [k for k in keys if k != "bias"]
     if any(hd["attrs"][k] != td["attrs"][k] for k in same):
         return False
-    if hd["op"] == "conv" and hd["attrs"]["groups"] != 1:
+    if kind == "conv" and hd["attrs"]["groups"] != 1:
         return False
     out = hd["attrs"]["out"]
     has_bias = bool(hd["attrs"]["bias"] or td["attrs"]["bias"])
@@ -138,7 +135,7 @@ def _fuse_highway(graph: nx.MultiDiGraph, weights: Weights | None, hw: str) -> b
                  gate_act=t_act[0], gate_a=t_act[1], gate_s=t_act[2], fused=tuple(h_nodes + t_nodes))
     carry = ins[2]
     set_inputs(graph, hw, [src, carry])
-    graph.nodes[hw]["op"] = "highway_conv" if hd["op"] == "conv" else "highway_fc"
+    graph.nodes[hw]["op"] = "highway_conv" if kind == "conv" else "highway_fc"
     graph.nodes[hw]["attrs"] = attrs
     graph.remove_nodes_from(h_nodes + t_nodes)
     return True
@@ -164,7 +161,7 @@ def _slice_act(graph: nx.MultiDiGraph, layer: str) -> tuple | None:
 def _fuse_layer(graph: nx.MultiDiGraph, layer: str) -> str | None:
     """Turn `layer` into its fused op; return the last absorbed node (where it must go)."""
     data = graph.nodes[layer]
-    kind = data["op"]
+    kind = layer_kind(data)
     absorbed: list[str] = []
     act, post = NO_ACT, NO_ACT
     residual, scale, res_stride, operand = "none", 1.0, (1, 1), None
@@ -231,7 +228,7 @@ def fuse_epilogue(graph: nx.MultiDiGraph, weights: Mapping[str, Any] | None = No
             _fuse_highway(g, w, node)
     place: dict[str, str] = {}  # removed tail -> fused layer that takes its place
     for node in order:
-        if node in g and g.nodes[node]["op"] in ("conv", "fc") and _plain_layer(g, node):
+        if node in g and layer_kind(g.nodes[node]) is not None:
             tail = _fuse_layer(g, node)
             if tail is not None:
                 place[tail] = node

@@ -29,6 +29,7 @@ import networkx as nx
 from cnndsl.passes.common import (
     ACT_OPS,
     BN_PARAMS,
+    NORM_OPS,
     Weights,
     act_of,
     clone,
@@ -47,7 +48,7 @@ LAYERS = ("fused_conv", "fused_fc")
 
 def _target(graph: nx.MultiDiGraph, node: str) -> str | None:
     """The fused layer whose epilogue can take bn/scale `node`, or None."""
-    if graph.nodes[node]["op"] not in ("bn", "scale"):
+    if graph.nodes[node]["op"] not in NORM_OPS:
         return None
     layer = only_input(graph, node)
     if layer is None or graph.nodes[layer]["op"] not in LAYERS:

@@ -36,6 +36,7 @@ from cnndsl.ir.graph import inputs_of
 from cnndsl.passes.common import (
     ACT_OPS,
     BN_PARAMS,
+    NORM_OPS,
     Weights,
     act_of,
     clone,
@@ -54,7 +55,7 @@ from cnndsl.passes.fold_bn import affine
 
 def _chain(graph: nx.MultiDiGraph, node: str) -> list[str] | None:
     """[B] or [B, A] when the chain starting at bn/scale `node` can move into its readers."""
-    if graph.nodes[node]["op"] not in ("bn", "scale") or only_input(graph, node) is None:
+    if graph.nodes[node]["op"] not in NORM_OPS or only_input(graph, node) is None:
         return None
     if len(graph.nodes[only_input(graph, node)]["shape"]) != 3 or is_output(graph, node):
         return None

@@ -2,8 +2,8 @@
 
 They compute exactly what the unfused layers compute (in eval mode), and keep the conv's /
 fc's parameter names (`<node>.weight`, `<node>.bias`), so the weights a pass returns load
-into `to_torch(transformed_graph)` by key. Importing this module registers them in
-`LOWERINGS` (lower.py imports it).
+into `to_torch(transformed_graph)` by key. `FUSED_LOWERINGS` is their part of
+the torch backend's lowering table (lower.py merges it into `LOWERINGS`).
 """
 
 from __future__ import annotations
@@ -15,23 +15,9 @@ import torch
 from torch import nn
 
 from cnndsl.backends.torch import layers
-from cnndsl.backends.torch.lower import LOWERINGS, Fn
+from cnndsl.backends.torch.activations import activate
+from cnndsl.backends.torch.layers import Builder, Fn
 from cnndsl.ir.opdef import Shape
-
-
-def activate(x: torch.Tensor, kind: str, a: float = 1.0, s: float = 1.0) -> torch.Tensor:
-    """The fused ops' activations: none, relu, sigmoid, tanh, stanh (a·tanh(s·x))."""
-    if kind == "none":
-        return x
-    if kind == "relu":
-        return torch.relu(x)
-    if kind == "sigmoid":
-        return torch.sigmoid(x)
-    if kind == "tanh":
-        return torch.tanh(x)
-    if kind == "stanh":
-        return layers.scaled_tanh(x, a, s)
-    raise ValueError(f"unknown activation {kind!r}")
 
 
 def channel_slice(x: torch.Tensor, start: int, stop: int) -> torch.Tensor:
@@ -160,12 +146,10 @@ def _highway_fc(attrs: dict[str, Any], ins: list[Shape], out: Shape) -> nn.Modul
     return HighwayLinear(math.prod(ins[0]), attrs)
 
 
-LOWERINGS.update(
-    {
-        "fused_conv": _fused_conv,
-        "fused_fc": _fused_fc,
-        "highway_conv": _highway_conv,
-        "highway_fc": _highway_fc,
-        "slice": lambda a, ins, out: Fn(channel_slice, {"start": a["start"], "stop": a["stop"]}),
-    }
-)
+FUSED_LOWERINGS: dict[str, Builder] = {
+    "fused_conv": _fused_conv,
+    "fused_fc": _fused_fc,
+    "highway_conv": _highway_conv,
+    "highway_fc": _highway_fc,
+    "slice": lambda a, ins, out: Fn(channel_slice, {"start": a["start"], "stop": a["stop"]}),
+}

@@ -3,9 +3,29 @@ zero-padding shortcut). Plain and traceable, so fx, torch.compile and torch.expo
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from cnndsl.ir.opdef import Shape
+
+
+@dataclass
+class Fn:
+    """A stateless lowering: the node becomes the call `fn(*inputs, **kwargs)`."""
+
+    fn: Callable[..., Any]
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    packed: bool = False  # pass the inputs as one list (torch.cat)
+
+
+Builder = Callable[[dict[str, Any], list[Shape], Shape], "nn.Module | Fn"]
+"""A lowering: (attrs, input shapes, output shape) → a submodule (layers with parameters or
+train/eval behaviour) or an `Fn` (stateless)."""
 
 
 class ChannelScale(nn.Module):
@@ -90,11 +110,6 @@ class Subsample(nn.Module):
         area = self.kernel[0] * self.kernel[1]
         summed = F.avg_pool2d(x, self.kernel, self.stride) * area
         return summed * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
-
-
-def scaled_tanh(x: torch.Tensor, a: float, s: float) -> torch.Tensor:
-    """LeNet-5's squashing function A·tanh(S·x)."""
-    return a * torch.tanh(s * x)
 
 
 class RBF(nn.Module):

@@ -1,18 +1,17 @@
 """IR → `torch.fx.GraphModule`: one call per IR node, submodules named as in the `.cnn` file.
 
-The lowering table `LOWERINGS` maps each registry op to a builder that returns either an
-`nn.Module` (layers with parameters or train/eval behaviour: called as a submodule at the
-node's hierarchical name) or a `Fn` (stateless: called as a function). The generated
-`forward` is straight-line code, so the module costs nothing over a hand-written one.
+The torch backend's lowering table `LOWERINGS` maps each registry op to a builder that
+returns either an `nn.Module` (layers with parameters or train/eval behaviour: called as a
+submodule at the node's hierarchical name) or a `Fn` (stateless: called as a function).
+Activations are lowered from the registry's maths (activations.py), the passes' fused ops
+by fused.py's table. The generated `forward` is straight-line code, so the module costs
+nothing over a hand-written one.
 """
 
 from __future__ import annotations
 
 import math
 import operator
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
 
 import networkx as nx
 import torch
@@ -20,20 +19,11 @@ import torch.nn.functional as F
 from torch import fx, nn
 
 from cnndsl.backends.torch import layers
+from cnndsl.backends.torch.activations import FUNCTIONS
+from cnndsl.backends.torch.fused import FUSED_LOWERINGS
+from cnndsl.backends.torch.layers import Builder, Fn
 from cnndsl.ir.graph import in_shapes, inputs_of
-from cnndsl.ir.opdef import Shape
-
-
-@dataclass
-class Fn:
-    """A stateless lowering: `fn(*inputs, **kwargs)`."""
-
-    fn: Callable[..., Any]
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    packed: bool = False  # pass the inputs as one list (torch.cat)
-
-
-Builder = Callable[[dict[str, Any], list[Shape], Shape], "nn.Module | Fn"]
+from cnndsl.ir.registry import REGISTRY
 
 
 def _conv(attrs, ins, out):
@@ -76,6 +66,11 @@ def _pool(fn, global_fn):
     return build
 
 
+def _activation(name: str) -> Builder:
+    scalars = REGISTRY[name].maths.scalars  # type: ignore[union-attr]
+    return lambda a, ins, out: Fn(FUNCTIONS[name], {k: a[k] for k in scalars})
+
+
 LOWERINGS: dict[str, Builder] = {
     "conv": _conv,
     "fc": _fc,
@@ -86,12 +81,8 @@ LOWERINGS: dict[str, Builder] = {
     "maxpool": _pool(F.max_pool2d, F.adaptive_max_pool2d),
     "avgpool": _pool(F.avg_pool2d, F.adaptive_avg_pool2d),
     "subsample": lambda a, ins, out: layers.Subsample(ins[0][0], a["kernel"], a["stride"]),
-    "stanh": lambda a, ins, out: Fn(layers.scaled_tanh, {"a": a["a"], "s": a["s"]}),
     "rbf": lambda a, ins, out: layers.RBF(ins[0][0], a["out"]),
     "flatten": lambda a, ins, out: Fn(torch.flatten, {"start_dim": 1}),
-    "relu": lambda a, ins, out: Fn(torch.relu),
-    "sigmoid": lambda a, ins, out: Fn(torch.sigmoid),
-    "tanh": lambda a, ins, out: Fn(torch.tanh),
     "softmax": lambda a, ins, out: Fn(torch.softmax, {"dim": 1}),
     "add": lambda a, ins, out: Fn(operator.add) if a["scale"] == 1.0 and len(ins) == 2
     else Fn(layers.scaled_add, {"scale": a["scale"]}),
@@ -99,6 +90,8 @@ LOWERINGS: dict[str, Builder] = {
     "highway": lambda a, ins, out: Fn(layers.highway),
     "zeropad": lambda a, ins, out: Fn(layers.zeropad_shortcut, {"channels": a["out"], "stride_h": a["stride"][0],
                                                                    "stride_w": a["stride"][1]}),
+    **{name: _activation(name) for name in FUNCTIONS},
+    **FUSED_LOWERINGS,
 }
 
 
@@ -118,8 +111,8 @@ def to_torch(graph: nx.MultiDiGraph) -> fx.GraphModule:
             modules[node] = lowered
             fx_node = fx_graph.call_module(node, args)
         else:
-            fx_node = fx_graph.call_function(lowered.fn, (list(args),) if lowered.packed else args, lowered.kwargs)
-            fx_node.name = fx_graph._graph_namespace.create_name(node.replace(".", "_"), None)
+            fx_node = fx_graph.create_node("call_function", lowered.fn, (list(args),) if lowered.packed else args,
+                                           lowered.kwargs, name=node.replace(".", "_"))
         span = data.get("span")
         if span is not None:
             fx_node.meta["stack_trace"] = f'  File "{span.file}", line {span.line}, in {graph.graph["name"]}\n'
@@ -150,5 +143,3 @@ def _hierarchy(modules: dict[str, nn.Module]) -> nn.Module:
 def _class_name(name: str) -> str:
     return "".join(part.capitalize() for part in name.replace("-", "_").split("_")) or "Network"
 
-
-from cnndsl.backends.torch import fused as _fused  # noqa: E402,F401 - registers the passes' fused ops

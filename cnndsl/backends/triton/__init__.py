@@ -21,7 +21,7 @@ _EXPORTS = {
     "local_response_norm": "lrn",
     "softmax_lastdim": "softmax",
     "euclidean_rbf": "rbf",
-    "ACTIVATIONS": "_common",
+    "ACTIVATIONS": "activations",
 }
 
 __all__ = sorted(_EXPORTS)

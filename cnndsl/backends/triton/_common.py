@@ -1,4 +1,5 @@
-"""Pieces shared by the Triton kernels: activations, the fused epilogue, launch and tuning helpers.
+"""Pieces shared by the Triton kernels: the fused epilogue, launch and tuning helpers (activations:
+activations.py, generated from the registry).
 
 Layout conventions used by every kernel in this package:
 
@@ -24,11 +25,7 @@ import torch
 import triton
 import triton.language as tl
 
-ACTIVATIONS = {"none": 0, "relu": 1, "sigmoid": 2, "tanh": 3, "stanh": 4, "scaled_tanh": 4, "leaky_relu": 5}
-"""Activation names → the constexpr codes of `activation` (the IR's names, plus aliases).
-
-``stanh`` (alias ``scaled_tanh``) is ``a·tanh(s·x)`` (LeNet's A·tanh(S·x)); ``leaky_relu`` uses
-``a`` as its negative slope. Each activation slot of the epilogue has its own (a, s) pair."""
+from cnndsl.backends.triton.activations import act_code, activation
 
 DTYPES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
 """The dtypes the kernels accept, with their Triton signature names."""
@@ -36,13 +33,6 @@ DTYPES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
 FLOAT_ARGS = frozenset({"scale", "act_a", "act_s", "post_a", "post_s", "gate_a", "gate_s", "pre_a", "pre_s", "beta",
                         "k", "alpha_over_n"})
 """Scalar kernel arguments that are fp32 (every other non-pointer, non-constexpr one is i32)."""
-
-
-def act_code(name: str) -> int:
-    try:
-        return ACTIVATIONS[name]
-    except KeyError:
-        raise ValueError(f"unknown activation {name!r}; expected one of {sorted(ACTIVATIONS)}") from None
 
 
 def is_interpreted(kernel: Any) -> bool:
@@ -100,22 +90,6 @@ def check_same_device(**tensors: torch.Tensor | None) -> None:
 # --------------------------------------------------------------------------------------------
 # Device helpers shared by the kernels (inlined into each kernel by Triton).
 # --------------------------------------------------------------------------------------------
-
-
-@triton.jit
-def activation(x, ACT: tl.constexpr, alpha, beta):
-    """Apply activation code ACT (see ACTIVATIONS) to an fp32 block; alpha, beta: its (a, s)."""
-    if ACT == 1:
-        x = tl.maximum(x, 0.0)
-    elif ACT == 2:
-        x = tl.sigmoid(x)
-    elif ACT == 3:
-        x = 2.0 * tl.sigmoid(2.0 * x) - 1.0
-    elif ACT == 4:
-        x = alpha * (2.0 * tl.sigmoid((2.0 * beta) * x) - 1.0)
-    elif ACT == 5:
-        x = tl.where(x >= 0.0, x, alpha * x)
-    return x
 
 
 @triton.jit

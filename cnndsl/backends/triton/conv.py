@@ -46,7 +46,8 @@ import triton
 import triton.language as tl
 
 from cnndsl.backends.triton import _common as C
-from cnndsl.backends.triton._common import activation, dot_acc, epilogue_store
+from cnndsl.backends.triton._common import dot_acc, epilogue_store
+from cnndsl.backends.triton.activations import activation
 
 # --------------------------------------------------------------------------------------------
 # Kernels
