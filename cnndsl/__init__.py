@@ -4,7 +4,11 @@
     >>> net = cnndsl.compile_file("zoo/resnet50.cnn")
     >>> net.summary().params
     25557032
+
+`import cnndsl` does not import torch: the backends load when a module is asked for.
 """
+
+from importlib import metadata
 
 from cnndsl.api import Network, compile_file, compile_source
 from cnndsl.diagnostics import CompileError, Diagnostic, Span
@@ -12,10 +16,15 @@ from cnndsl.diagnostics import CompileError, Diagnostic, Span
 
 def load_weights(module, source):  # noqa: ANN001 - torch types stay out of `import cnndsl`
     """Copy a reference model's (or state_dict's) weights into a compiled module, by structure."""
-    from cnndsl.tools.weights import load_weights as _load
+    # Imported here because it imports torch, which `import cnndsl` must not.
+    from cnndsl.backends.torch.weights import load_weights as _load
 
     return _load(module, source)
 
 
+try:
+    __version__ = metadata.version("cnndsl")  # written once, in pyproject.toml
+except metadata.PackageNotFoundError:  # a checkout that was never installed
+    __version__ = "unknown"
+
 __all__ = ["load_weights", "CompileError", "Diagnostic", "Network", "Span", "compile_file", "compile_source"]
-__version__ = "0.1.0"

@@ -15,7 +15,7 @@ from cnndsl.elaborate.expand import elaborate
 from cnndsl.elaborate.loader import Program, load_program
 from cnndsl.ir import graph as ir_graph
 from cnndsl.ir.lint import lint
-from cnndsl.tools.summary import Summary, summarize
+from cnndsl.ir.summary import Summary, summarize
 
 if TYPE_CHECKING:  # the torch backend is imported only when a module is asked for
     import torch

@@ -10,12 +10,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from importlib import metadata
 from pathlib import Path
 
-from cnndsl.api import Network, compile_file, load_library, parse_limits
+from cnndsl.api import load_library
 from cnndsl.diagnostics import CompileError
 from cnndsl.ir.graph import dumps
-from cnndsl.tools.summary import depth_arg
+from cnndsl.tools.options import add_common_options, compile_for
+from cnndsl.tools.summary import depth_arg, render
 
 EPILOG = """examples:
   cnndsl compile zoo/resnet152.cnn                 check and print the summary
@@ -26,19 +28,6 @@ EPILOG = """examples:
   cnndsl summary zoo/googlenet.cnn --depth 1       one row per block (inception3a, …)
   cnndsl graph zoo/resnet50.cnn -o resnet50.svg    draw it (.svg .png .pdf .dot .html)
 """
-
-
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--set", dest="overrides", metavar="NAME=VALUE", action="append", default=[],
-                   help="override a network parameter, e.g. --set classes=10 (repeatable)")
-    p.add_argument("--input", metavar="CxHxW", default=None,
-                   help="override the network's input shape, e.g. --input 3x32x32")
-    p.add_argument("--path", metavar="DIR", action="append", default=[],
-                   help="a directory to search for `use` libraries (also: CNNDSL_PATH)")
-    p.add_argument("--limit", metavar="NAME=N", action="append", default=[],
-                   help="raise a resource limit: nodes, repeat, depth, errors, number (e.g. --limit nodes=100000)")
-    p.add_argument("--no-warnings", action="store_true",
-                   help="do not print warnings (one line: `# cnndsl: ignore` or `# cnndsl: ignore[code]`)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,13 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=["torch", "triton"], default="torch",
                    help="torch: as --emit says (default); triton: also print the Triton backend's optimisation "
                         "report (fusions, kernels, torch fallbacks); runs the IR passes only, needs no GPU")
-    _common(p)
+    add_common_options(p)
 
     p = sub.add_parser("check", help="check files and report every error",
                        description="Check each FILE; print every error with file:line:col and exit 1 if any.")
     p.add_argument("files", metavar="FILE", nargs="+")
     p.add_argument("-q", "--quiet", action="store_true", help="print errors only")
-    _common(p)
+    add_common_options(p)
 
     p = sub.add_parser("summary", help="per-layer output shapes, parameters and MACs",
                        description="Print each layer's name, op, output shape, parameters and MACs, with totals.")
@@ -81,25 +70,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="one row per block: names cut to their first N components (layer3.1.conv2 → layer3.1 at 2)")
     p.add_argument("--connections", action=argparse.BooleanOptionalAction, default=None,
                    help="show LeCun's connection counts (default: when a layer has connections but no MACs, as LeNet's)")
-    _common(p)
+    add_common_options(p)
 
     for module in TOOL_COMMANDS:
-        importlib.import_module(module).add_command(sub, _common)
+        importlib.import_module(module).add_command(sub, add_common_options)
     return parser
 
 
 def _version() -> str:
-    from cnndsl import __version__
-
-    return __version__
-
-
-def compile_for(args: argparse.Namespace, file: str) -> Network:
-    """Compile FILE with the common options (--set, --input, --path, --limit); print warnings."""
-    net = compile_file(file, set=args.overrides, input=args.input, search=args.path, limits=parse_limits(args.limit))
-    if net.warnings and not args.no_warnings:
-        print("\n".join(w.render(net.sources) for w in net.warnings), file=sys.stderr)
-    return net
+    try:
+        return metadata.version("cnndsl")
+    except metadata.PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
 
 
 def _write(text: str, path: str | None) -> None:
@@ -127,7 +109,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
             _write(str(plan.report), args.output)
         return 0
     if args.emit == "summary":
-        _write(net.summary().render("text"), args.output)
+        _write(render(net.summary(), "text"), args.output)
     elif args.emit == "ir":
         _write(dumps(net.graph), args.output)
     else:
@@ -168,8 +150,8 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_summary(args: argparse.Namespace) -> int:
     s = compile_for(args, args.file).summary()
-    print(s.render(args.format, depth=args.depth, connections=args.connections,
-                   tty=args.format == "text" and sys.stdout.isatty()))
+    print(render(s, args.format, depth=args.depth, connections=args.connections,
+                 tty=args.format == "text" and sys.stdout.isatty()))
     return 0
 
 

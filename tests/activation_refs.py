@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from cnndsl.ir.registry import activations
+from cnndsl.ir.registry import REGISTRY, activations
 
 REFERENCES = {
     "relu": lambda x: F.relu(x),
@@ -43,3 +43,12 @@ def reference(name: str, values: tuple[float, ...]):
 def slots(values: tuple[float, ...]) -> dict[str, float]:
     """Scalar values as the fused epilogue's slots {"a": …, "s": …}."""
     return dict(zip(("a", "s"), values))
+
+
+def statements() -> list[str]:
+    """Every case as a `.cnn` statement: `relu`, `stanh a=0.5 s=3.0` …"""
+    out = []
+    for name, values in cases():
+        scalars = REGISTRY[name].maths.scalars  # type: ignore[union-attr]
+        out.append(" ".join([name, *(f"{k}={v}" for k, v in zip(scalars, values))]))
+    return out

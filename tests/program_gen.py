@@ -9,6 +9,11 @@ import re
 
 from hypothesis import strategies as st
 
+from tests.activation_refs import statements
+
+ACTIVATIONS = statements()  # every registry activation, with and without its scalars
+ACTIVATION_NAMES = sorted({a.split()[0] for a in ACTIVATIONS})
+
 # Parametric blocks the generator may call; each is written into the program only when used.
 BLOCKS = {
     "b_conv": "block b_conv(width, stride = 1, k = 3) {\n  conv k width /stride pad=(k // 2) -> bn -> relu\n}\n",
@@ -209,7 +214,7 @@ class Gen:
 
     def simple(self, shape):
         """A shape-preserving layer: norms, activations, scale, dropout."""
-        kinds = ["relu", "relu", "sigmoid", "tanh", "bn", "scale", "dropout", "softmax", "stanh"]
+        kinds = ["relu", "bn", "scale", "dropout", "softmax", *ACTIVATION_NAMES]
         if len(shape) == 3:
             kinds.append("lrn")
         kind = self.pick(kinds)
@@ -228,8 +233,8 @@ class Gen:
             if self.chance(0.2):
                 args.append("alpha=1e-4 beta=0.75 k=2")
             return " ".join(args), shape
-        if kind == "stanh":
-            return ("stanh a=1.5 s=0.5" if self.chance(0.3) else "stanh"), shape
+        if kind in ACTIVATION_NAMES:
+            return self.pick([a for a in ACTIVATIONS if a.split()[0] == kind]), shape
         if kind == "scale":
             return ("scale bias=false" if self.chance(0.3) else "scale"), shape
         if kind == "dropout":

@@ -17,6 +17,9 @@ from hypothesis import strategies as st
 
 import cnndsl
 from cnndsl import CompileError
+from cnndsl.elaborate.constructs import CONSTRUCTS
+from cnndsl.elaborate.expand import WORDS
+from cnndsl.ir.registry import REGISTRY
 from tests.hypothesis_setup import LIB_FILES, ONE_SECOND, SEARCH, ZOO, ZOO_FILES, budget
 
 cnndsl.compile_file(ZOO / "resnet18.cnn")  # build (or load) the parser tables before any deadline counts
@@ -31,7 +34,9 @@ TOKEN_RE = re.compile(
     r'#[^\n]*|->|//|"[^"\n]*"|@?[A-Za-z_]\w*|\d+(?:x\d+)+\b|\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|\r?\n|[ \t]+|\\\n|.')
 
 VOCAB = sorted({
-    # keywords, ops, constructs and words of the language
+    # every op (and alias), its parameters and bare words, from the registry; constructs
+    *REGISTRY, *(p.name for op in REGISTRY.values() for p in op.params), *WORDS, *CONSTRUCTS,
+    # keywords and words of the language
     "network", "block", "use", "input", "output", "conv", "fc", "linear", "bn", "batchnorm", "lrn", "scale",
     "dropout", "flatten", "relu", "sigmoid", "tanh", "softmax", "maxpool", "avgpool", "add", "concat", "residual",
     "highway", "gate", "shortcut", "branch", "seq", "repeat", "global", "same", "valid", "identity", "project",

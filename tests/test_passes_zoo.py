@@ -26,6 +26,7 @@ from cnndsl.passes import (
     optimize,
     plan_buffers,
 )
+from tests.activation_refs import statements
 from tests.pass_checks import (
     ZOO,
     assert_same_function,
@@ -124,7 +125,7 @@ def test_resnet18_report():
 
 # ---- random networks ----------------------------------------------------------------------
 
-ACTS = ["relu", "sigmoid", "tanh", "stanh", "stanh a=1.5 s=0.5"]
+ACTS = statements()  # every registry activation (with its scalars), from tests/activation_refs.py
 
 
 @st.composite

@@ -12,7 +12,7 @@ import torch
 import torchvision
 
 import cnndsl
-from cnndsl.tools.weights import WeightMismatch, load_weights
+from cnndsl.backends.torch.weights import WeightMismatch, load_weights
 from tests.conftest import ZOO
 
 CASES = [

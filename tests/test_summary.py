@@ -13,7 +13,8 @@ import pytest
 
 import cnndsl
 from cnndsl.cli import build_parser, main
-from cnndsl.tools.summary import Summary, block_of
+from cnndsl.ir.summary import Summary, block_of
+from cnndsl.tools.summary import render
 from tests.conftest import ROOT, ZOO
 
 
@@ -70,7 +71,7 @@ def test_googlenet_per_block_at_depth_1_has_the_papers_shapes():
         assert rows[name].shape == shape and rows[name].op == "block", name
     assert rows["inception3a"].params == 163_696  # = tests/test_zoo.py's count of one module
     assert rows["aux1"].shape == [1000] and rows["fc"].op == "fc"
-    text = s.render("text", depth=1)
+    text = render(s, "text", depth=1)
     for name, shape in GOOGLENET.items():
         assert re.search(rf"^{name} +block +14 +{'x'.join(map(str, shape))} ", text, re.M), name
     assert "inception3a.branch1" not in text
@@ -81,28 +82,28 @@ def test_lenet_connections_match_the_paper():
     rows = {r.name: r for r in s.rows}
     for name, count in LENET.items():
         assert rows[name].connections == count, name
-    text = s.render("text")
+    text = render(s, "text")
     assert text.splitlines()[1].split() == ["layer", "op", "output", "params", "MACs", "connections"]
     for name, count in LENET.items():
         assert re.search(rf"^{name} .* {count:,}$", text, re.M), name
-    md = s.render("md")
+    md = render(s, "md")
     assert "| layer | op | output | params | MACs | connections |" in md
     assert "| `c1` | conv | 6x28x28 | 156 | 117,600 | 122,304 |" in md
-    assert "connections" not in s.render("text", connections=False)
+    assert "connections" not in render(s, "text", connections=False)
 
 
 def test_connections_column_only_when_asked_for_other_networks():
     s = summary("resnet18")
     assert not s.shows_connections()
-    assert "connections" not in s.render("text") and "connections" not in s.render("md")
-    text = s.render("text", connections=True)
+    assert "connections" not in render(s, "text") and "connections" not in render(s, "md")
+    text = render(s, "text", connections=True)
     assert text.splitlines()[1].split()[-1] == "connections"
     conv1 = next(r for r in s.rows if r.name == "conv1")
     assert f"{conv1.connections:,}" in text and conv1.connections == 9_408 * 112 * 112
 
 
 def test_default_text_format_is_unchanged():
-    text = summary("vgg16").render()
+    text = render(summary("vgg16"))
     lines = text.splitlines()
     assert lines[0] == "network vgg16"
     assert lines[1].split() == ["layer", "op", "output", "params", "MACs"]
@@ -119,12 +120,12 @@ def test_default_text_format_is_unchanged():
 
 def test_csv_parses():
     s = summary("googlenet")
-    rows = list(csv.DictReader(io.StringIO(s.render("csv"))))
+    rows = list(csv.DictReader(io.StringIO(render(s, "csv"))))
     assert list(rows[0]) == ["layer", "op", "layers", "output", "params", "macs", "connections", "line"]
     assert len(rows) == len(s.rows) and rows[1]["layer"] == "conv1" and rows[1]["output"] == "64x112x112"
     assert sum(int(r["params"]) for r in rows) == s.params == 13_378_280
     assert sum(int(r["macs"]) for r in rows) == s.macs
-    blocks = list(csv.DictReader(io.StringIO(s.render("csv", depth=1))))
+    blocks = list(csv.DictReader(io.StringIO(render(s, "csv", depth=1))))
     row = next(r for r in blocks if r["layer"] == "inception4e")
     assert (row["op"], row["layers"], row["output"], row["line"]) == ("block", "14", "832x14x14", "")
     assert sum(int(r["params"]) for r in blocks) == s.params
@@ -133,11 +134,11 @@ def test_csv_parses():
 def test_json_keys_are_stable():
     s = summary("resnet18")
     for depth in (None, 1, 2):
-        data = json.loads(s.render("json", depth=depth))
+        data = json.loads(render(s, "json", depth=depth))
         assert {"name", "params", "trainable_params", "fixed_params", "macs", "inputs", "outputs", "rows"} <= set(data)
         assert data["params"] == 11_689_512 and data["outputs"] == [[1000]]
         assert {"name", "op", "shape", "params", "macs", "connections", "line", "layers"} == set(data["rows"][0])
-    data = json.loads(s.render("json", depth=1))
+    data = json.loads(render(s, "json", depth=1))
     assert [r["name"] for r in data["rows"]][5:9] == ["layer1", "layer2", "layer3", "layer4"]
     assert data["rows"][5]["layers"] > 1
 
@@ -146,38 +147,39 @@ def test_markdown_tables_are_well_formed():
     s = summary("resnet50")
     for depth, header in ((None, "| layer | op | output | params | MACs |"),
                           (2, "| layer | op | layers | output | params | MACs |")):
-        md = s.render("md", depth=depth)
+        md = render(s, "md", depth=depth)
         lines = md.splitlines()
         assert lines[0] == "### resnet50" and lines[2] == header
         table = [line for line in lines if line.startswith("|")]
         assert len(table) == 2 + len(s.collapse(depth).rows)
         assert {line.count("|") for line in table} == {header.count("|")}
-    assert "| `layer1.0` | block | 12 | 256x56x56 | 75,008 | 231,211,008 |" in s.render("md", depth=2)
+    assert "| `layer1.0` | block | 12 | 256x56x56 | 75,008 | 231,211,008 |" in render(s, "md", depth=2)
 
 
 def test_rich_table_for_a_terminal():
     s = summary("googlenet")
-    out = s.render("text", depth=1, tty=True, width=120)
+    out = render(s, "text", depth=1, tty=True, width=120)
     assert "\x1b[" in out and "inception5b" in out and "1024x7x7" in out
     assert "13,378,280" in out and "inception3a.branch1" not in out
-    plain = re.sub(r"\x1b\[[0-9;]*m", "", s.render("text", tty=True, width=120))
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", render(s, "text", tty=True, width=120))
     assert "inception3a.branch1.conv1" in plain and "MACs" in plain
 
 
 def test_bad_format_and_depth():
     s = summary("lenet5")
     with pytest.raises(ValueError, match="unknown summary format"):
-        s.render("xml")
+        render(s, "xml")
     with pytest.raises(ValueError, match="depth"):
-        s.render("text", depth=0)
+        render(s, "text", depth=0)
 
 
 def test_rendering_imports_neither_torch_nor_rich():
     code = (
         "import sys, cnndsl\n"
+        "from cnndsl.tools.summary import render\n"
         f"s = cnndsl.compile_file(r'{ZOO / 'googlenet.cnn'}').summary()\n"
         "for fmt in ('text', 'md', 'json', 'csv'):\n"
-        "    s.render(fmt); s.render(fmt, depth=1, connections=True)\n"
+        "    render(s, fmt); render(s, fmt, depth=1, connections=True)\n"
         "assert 'torch' not in sys.modules and 'rich' not in sys.modules, 'a heavy import'\n"
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)

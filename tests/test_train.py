@@ -17,15 +17,7 @@ import torch  # noqa: E402
 from cnndsl import cli  # noqa: E402
 from tests.conftest import ROOT, ZOO  # noqa: E402
 
-MODULE = "cnndsl.tools.train"
-WIRED = MODULE in cli.TOOL_COMMANDS  # whether cnndsl/cli.py registers the command itself
 LENET = str(ZOO / "lenet5.cnn")
-
-
-@pytest.fixture(autouse=True)
-def _wired(monkeypatch):
-    if not WIRED:
-        monkeypatch.setattr(cli, "TOOL_COMMANDS", [*cli.TOOL_COMMANDS, MODULE])
 
 
 def _train(capsys, *argv: str) -> tuple[int, str, str]:
@@ -139,7 +131,7 @@ def test_torchrun_two_processes_match_one(capsys, tmp_path):
     common = ["--max-steps", "5", "--batch-size", "32", "--seed", "3"]
     rc, out, err = _train(capsys, *common, "--checkpoint", str(single))
     assert rc == 0, err
-    entry = ["-m", "cnndsl.cli", "train"] if WIRED else ["-m", MODULE]
+    entry = ["-m", "cnndsl.cli", "train"]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--standalone", *entry,

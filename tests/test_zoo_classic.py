@@ -15,7 +15,7 @@ import torchvision
 from torch import nn
 
 import cnndsl
-from cnndsl.tools.weights import load_weights
+from cnndsl.backends.torch.weights import load_weights
 from tests.conftest import ZOO
 
 # ---- parameter counts -------------------------------------------------------------------

@@ -17,7 +17,7 @@ import torch
 import torchvision
 
 import cnndsl
-from cnndsl.tools.weights import load_weights
+from cnndsl.backends.torch.weights import load_weights
 from tests.conftest import ZOO
 
 timm = pytest.importorskip("timm")

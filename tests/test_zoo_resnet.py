@@ -19,7 +19,7 @@ import torch
 import torchvision
 
 import cnndsl
-from cnndsl.tools.weights import load_weights
+from cnndsl.backends.torch.weights import load_weights
 from tests.conftest import ZOO
 
 pytestmark = pytest.mark.usefixtures("one_thread")

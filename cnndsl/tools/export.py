@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cnndsl.tools.options import compile_for
+
 if TYPE_CHECKING:
     import torch
 
@@ -307,8 +309,6 @@ def _positive(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cnndsl.cli import compile_for
-
     if not (args.onnx or args.torchscript or args.exported_program):
         print("cnndsl export: error: give at least one of --onnx, --torchscript, --exported-program", file=sys.stderr)
         return 2

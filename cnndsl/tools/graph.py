@@ -36,20 +36,23 @@ import networkx as nx
 
 from cnndsl.ir.infer import node_stats
 from cnndsl.ir.opdef import fmt_shape
-from cnndsl.tools.summary import block_of
+from cnndsl.ir.registry import REGISTRY, ops
+from cnndsl.ir.summary import block_of
+from cnndsl.tools.options import compile_for
 
 FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot", ".html": "html", ".htm": "html"}
 AUTO_BOXES = 70  # the automatic depth: the deepest level that draws at most this many boxes
-FOLDED = {"relu", "sigmoid", "tanh", "stanh", "softmax", "bn", "scale", "dropout", "lrn", "flatten"}
+FOLDED = frozenset(op.name for op in ops() if op.family in ("activation", "normalisation", "view"))
+"""Single-input ops drawn inside the box of the layer before them (`conv 3x3, 64 + bn + relu`)."""
 
 FONT = "Helvetica"
+TRAIT_FILLS = {"conv": "#cfe2f3", "dense": "#fce5cd", "pool": "#d9ead3", "merge": "#eeeeee", "fused": "#eeeeee"}
+"""Box colours by the op's traits (the first that matches); LeNet's layers by what they resemble."""
 FILL = {
-    "conv": "#cfe2f3", "fused_conv": "#cfe2f3", "highway_conv": "#cfe2f3",
-    "fc": "#fce5cd", "fused_fc": "#fce5cd", "highway_fc": "#fce5cd", "rbf": "#fce5cd",
-    "maxpool": "#d9ead3", "avgpool": "#d9ead3", "subsample": "#d9ead3",
-    "add": "#eeeeee", "concat": "#eeeeee", "highway": "#eeeeee", "zeropad": "#eeeeee", "slice": "#eeeeee",
-    "input": "#fff2cc",
+    **{op.name: next((c for t, c in TRAIT_FILLS.items() if op.has(t)), None) for op in ops()},
+    "rbf": TRAIT_FILLS["dense"], "subsample": TRAIT_FILLS["pool"], "zeropad": TRAIT_FILLS["merge"], "input": "#fff2cc",
 }
+FILL = {op: colour for op, colour in FILL.items() if colour is not None}
 BLOCK_FILL = "#e4d7f5"
 OUTPUT_FILL = "#fff2cc"
 CLUSTER_FILLS = ("#f6f6f6", "#ffffff")
@@ -180,7 +183,7 @@ def op_label(graph: nx.MultiDiGraph, node: str) -> str:
     op, a = data["op"], data["attrs"]
     if op == "input":
         return f"input {fmt_shape(data['shape'])}"
-    if op in ("conv", "fused_conv", "highway_conv"):
+    if REGISTRY[op].has("conv"):
         text = f"conv {_hw(a['kernel'])}"
         if tuple(a["stride"]) != (1, 1):
             text += "/" + (str(a["stride"][0]) if a["stride"][0] == a["stride"][1] else _hw(a["stride"]))
@@ -558,8 +561,6 @@ def add_command(subparsers, common) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cnndsl.cli import compile_for
-
     fmt = "dot"
     if args.output:
         fmt = FORMATS.get(Path(args.output).suffix.lower())

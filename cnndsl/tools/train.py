@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cnndsl.tools.data import DATASETS, DataError
+from cnndsl.tools.options import compile_for
 
 DEFAULT_EPOCHS = 20
 DEFAULT_LR = 3e-3
@@ -234,7 +235,6 @@ def _env_threads() -> int | None:
 def _train(args: argparse.Namespace, world: int, rank: int, local_rank: int, device: Any) -> TrainResult:
     import torch
 
-    from cnndsl.cli import compile_for
     from cnndsl.tools.data import load
 
     main_rank = rank == 0
@@ -388,11 +388,3 @@ def _fit(args, net, data, kind, device, world, rank, seed, batch, steps_per_epoc
     if save_to:
         say(f"checkpoint: {save_to} (step {step})")
     return TrainResult(step, epoch, losses, correct, len(y_test))
-
-
-if __name__ == "__main__":  # `python -m cnndsl.tools.train FILE …`, the same as `cnndsl train FILE …`
-    from cnndsl import cli
-
-    if "cnndsl.tools.train" not in cli.TOOL_COMMANDS:
-        cli.TOOL_COMMANDS.append("cnndsl.tools.train")
-    sys.exit(cli.main(["train", *sys.argv[1:]]))

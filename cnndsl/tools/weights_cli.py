@@ -2,7 +2,7 @@
 
 The reference is a torchvision or timm model built with random weights (`weights=None`,
 `pretrained=False`: nothing is downloaded), or a state_dict file. The tensors pair up by
-structure (`cnndsl.tools.weights.load_weights`: registration order, else the order a forward
+structure (`cnndsl.backends.torch.weights.load_weights`: registration order, else the order a forward
 pass calls the layers); a reference module is then run beside the compiled one in eval mode
 on a random input and the outputs must agree. torch, torchvision and timm are imported only
 when the command runs.
@@ -18,6 +18,8 @@ import sys
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from cnndsl.tools.options import compile_for
 
 if TYPE_CHECKING:
     import torch
@@ -118,7 +120,7 @@ def map_weights(module: torch.nn.Module, source: Any, example: torch.Tensor | No
     names (a state_dict saved from a model whose layers carry the .cnn file's names but are
     registered in another order, e.g. torchvision's GoogLeNet with its auxiliary heads last).
     """
-    from cnndsl.tools.weights import WeightMismatch, load_weights
+    from cnndsl.backends.torch.weights import WeightMismatch, load_weights
 
     orders = ["registration", "calls", "names"] if order == "auto" else [order]
     if order == "auto" and not _is_module(source):
@@ -141,7 +143,7 @@ def _load_by_name(module: torch.nn.Module, source: Any) -> list[tuple[str, str]]
     """Copy tensors of equal names (every one of the module's, each of the same shape)."""
     import torch
 
-    from cnndsl.tools.weights import WeightMismatch
+    from cnndsl.backends.torch.weights import WeightMismatch
 
     theirs = source.state_dict() if _is_module(source) else source
     ours = {k: v for k, v in module.state_dict().items() if not k.endswith("num_batches_tracked")}
@@ -166,7 +168,7 @@ def _is_module(obj: Any) -> bool:
 
 
 def _count(obj: Any) -> int:
-    from cnndsl.tools.weights import _owners, _tensors_of
+    from cnndsl.backends.torch.weights import _owners, _tensors_of
 
     if _is_module(obj):
         return len(_tensors_of(obj, [n for n, _ in _owners(obj)]))
@@ -265,8 +267,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     import torch
-
-    from cnndsl.cli import compile_for
 
     if args.batch < 1:
         raise WeightsError(f"--batch {args.batch}: expected a positive batch size")
