@@ -231,7 +231,10 @@ class OpDef:
     family: str = "view"
     traits: frozenset[str] = frozenset()
     maths: Maths | None = None  # activations: the formula every backend lowers
-    example: str = ""  # a statement using the op, for docs/LANGUAGE.md's op table (checked by a test)
+    # docs/LANGUAGE.md's op table is generated from these (docs/gen_ops.py):
+    doc_shape: str = "unchanged"  # the output shape, in words
+    doc_params: str = "0"  # the trainable parameters, in words
+    forms: tuple[str, ...] = ()  # other ways to write it, e.g. "maxpool global"
 
     def __post_init__(self) -> None:
         unknown = set(self.traits) - set(TRAITS)

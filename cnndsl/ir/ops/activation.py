@@ -24,12 +24,12 @@ TANH = OpDef(name="tanh", doc="hyperbolic tangent", params=(), shape=_same,
              family="activation", traits=ACTIVATION, maths=Maths("torch.tanh(x)", "2.0 * tl.sigmoid(2.0 * x) - 1.0"))
 STANH = OpDef(
     name="stanh",
-    doc="LeNet's scaled tanh A·tanh(S·a), A = 1.7159 and S = 2/3 by default: `stanh a=1.7159 s=0.6667`",
+    doc="LeNet's scaled tanh A·tanh(S·x), A = 1.7159 and S = 2/3 by default: `stanh a=1.7159 s=0.6667`",
     params=(ParamSpec("a", number, 1.7159), ParamSpec("s", number, 2 / 3)),
     shape=_same,
     family="activation",
     traits=ACTIVATION,
     maths=Maths("a * torch.tanh(s * x)", "a * (2.0 * tl.sigmoid((2.0 * s) * x) - 1.0)", scalars=("a", "s")),
 )
-SOFTMAX = OpDef(name="softmax", doc="softmax over the channel (feature) axis", params=(), shape=_same,
+SOFTMAX = OpDef(name="softmax", doc_shape="unchanged (over the channel/feature axis)", doc="softmax over the channel (feature) axis", params=(), shape=_same,
                 family="activation")

@@ -92,6 +92,8 @@ def _connections(attrs: Attrs, ins: list[Shape], out: Shape) -> int:
 
 CONV = OpDef(
     name="conv",
+    doc_shape="OUT × (⌊(H + 2p − d·(k−1) − 1) / s⌋ + 1) × (the same for W); needs C×H×W; groups must divide C and OUT",
+    doc_params="OUT·(C/groups)·k_h·k_w, or Σ rows·k_h·k_w with a table (+ OUT with bias)",
     doc="2-D convolution: `conv 3x3 64 /2 pad=same dilation=1 groups=1 bias=true`",
     params=(
         ParamSpec("kernel", pos_pair, required=True, positional=True, doc="kernel size, e.g. 3x3 or 1x7"),

@@ -30,6 +30,8 @@ def _fc_macs(attrs: Attrs, ins: list[Shape], out: Shape) -> int:
 
 FC = OpDef(
     name="fc",
+    doc_shape="OUT; a C×H×W input is flattened first",
+    doc_params="C·H·W·OUT (+ OUT with bias)",
     doc="fully connected layer; a CxHxW input is flattened first (as Caffe's InnerProduct): `fc 4096`",
     params=(
         ParamSpec("out", pos_int, required=True, positional=True, doc="output features"),
@@ -49,7 +51,7 @@ def _flatten_shape(attrs: Attrs, ins: list[Shape]) -> Shape:
     return (math.prod(ins[0]),)
 
 
-FLATTEN = OpDef(name="flatten", doc="flatten CxHxW into C·H·W features", params=(), shape=_flatten_shape, family="view", traits=frozenset({"view"}))
+FLATTEN = OpDef(name="flatten", doc_shape="C·H·W", doc="flatten CxHxW into C·H·W features", params=(), shape=_flatten_shape, family="view", traits=frozenset({"view"}))
 
 
 def _same(attrs: Attrs, ins: list[Shape]) -> Shape:

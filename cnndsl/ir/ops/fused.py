@@ -19,8 +19,8 @@ operand r when `residual` is not "none"):
                                                 weights `<node>.post_scale`, `.post_shift`, buffers)
     y = post_act(z)                             post_act ∈ ACTS, with post_a, post_s
 
-where act(z) is: none → z, relu → max(z, 0), sigmoid → σ(z), tanh → tanh(z),
-stanh → a·tanh(s·z). `fused` lists the names of the IR nodes the op absorbed (for reports).
+where act(z) is none → z, or an activation of the registry (its maths), with (a, s) its
+scalar attributes (stanh: a·tanh(s·z)). `fused` lists the names of the IR nodes the op absorbed (for reports).
 
 Prologue of `fused_conv` (`pre = true`, made by fuse_prologue): before the convolution (and
 its zero padding), x ← pre_act(x·pre_scale[c] + pre_shift[c]) per input channel c, with the
@@ -55,11 +55,13 @@ from cnndsl.ir.opdef import (
     pos_int,
     pos_pair,
 )
+from cnndsl.ir.ops import activation
 from cnndsl.ir.ops.conv import CONV, resolve_padding
 from cnndsl.ir.ops.dense import FC
 from cnndsl.ir.ops.merge import ZEROPAD
 
-ACTS = ("none", "relu", "sigmoid", "tanh", "stanh")
+ACTS = ("none", *(op.name for op in vars(activation).values() if isinstance(op, OpDef) and op.maths))
+"""What an epilogue, prologue or gate slot may apply: none, or any activation of the registry."""
 RESIDUALS = ("none", "add", "zeropad")
 
 

@@ -39,6 +39,8 @@ def _subsample_connections(attrs: Attrs, ins: list[Shape], out: Shape) -> int:
 
 SUBSAMPLE = OpDef(
     name="subsample",
+    doc_shape="C × (⌊(H − k) / s⌋ + 1) × (W alike); needs C×H×W",
+    doc_params="2·C",
     doc="LeNet's trainable subsampling: each window's sum times a per-channel coefficient, plus a "
     "per-channel bias (2 parameters a channel): `subsample 2x2`",
     params=(
@@ -60,6 +62,8 @@ def _rbf_shape(attrs: Attrs, ins: list[Shape]) -> Shape:
 
 RBF = OpDef(
     name="rbf",
+    doc_shape="OUT; needs flat features",
+    doc_params="N·OUT fixed, not trained (N input features)",
     doc="Euclidean RBF output units y_i = Σ_j (x_j − w_ij)² with fixed ±1 codes (not trained): `rbf 10`",
     params=(ParamSpec("out", pos_int, required=True, positional=True, doc="output units (classes)"),),
     shape=_rbf_shape,

@@ -36,6 +36,7 @@ def _add_shape(attrs: Attrs, ins: list[Shape]) -> Shape:
 
 ADD = OpDef(
     name="add",
+    doc_shape="all operands must have one shape; that shape",
     doc="element-wise sum of two or more tensors; `scale` multiplies the first (a scaled residual)",
     params=(ParamSpec("scale", number, 1.0),),
     shape=_add_shape,
@@ -60,7 +61,7 @@ def _concat_shape(attrs: Attrs, ins: list[Shape]) -> Shape:
     return (sum(s[0] for s in ins), *ins[0][1:])
 
 
-CONCAT = OpDef(name="concat", doc="concatenate along channels: `concat @a @b`, or `concat { … }` with one branch a line",
+CONCAT = OpDef(name="concat", forms=("concat { … }",), doc_shape="operands of one rank and one grid; channels (or features) summed", doc="concatenate along channels: `concat @a @b`, or `concat { … }` with one branch a line",
       params=(), shape=_concat_shape, arity=None, family="merge", traits=frozenset({"merge"}))
 
 

@@ -35,6 +35,8 @@ def _positive(v, what):
 
 BN = OpDef(
     name="bn",
+    doc_shape="unchanged (C×H×W or flat)",
+    doc_params="2·C (running statistics are not counted)",
     doc="batch normalisation over channels (scale and shift are trainable): `bn eps=1e-5 momentum=0.1`",
     params=(ParamSpec("eps", _positive, 1e-5), ParamSpec("momentum", number, 0.1)),
     shape=_same,
@@ -51,6 +53,7 @@ def _lrn_shape(attrs: Attrs, ins: list[Shape]) -> Shape:
 
 LRN = OpDef(
     name="lrn",
+    doc_shape="unchanged; needs C×H×W",
     doc="local response normalisation across channels (PyTorch/Caffe form: alpha is divided by size): "
     "`lrn 5 alpha=1e-4 beta=0.75 k=2`",
     params=(
@@ -70,6 +73,7 @@ def _scale_params(attrs: Attrs, ins: list[Shape], out: Shape) -> int:
 
 SCALE = OpDef(
     name="scale",
+    doc_params="C (+ C with bias)",
     doc="channel-wise scale (Caffe's Scale layer): y = x·γ_c (+ β_c); `scale bias=false`",
     params=(ParamSpec("bias", boolean, True),),
     shape=_same,

@@ -30,7 +30,7 @@ def _window(v, what):
 _window.symbols = ("global",)  # type: ignore[attr-defined]
 
 
-def _make(name: str, doc: str, extra: tuple[ParamSpec, ...] = ()) -> OpDef:
+def _make(name: str, doc: str, doc_shape: str, extra: tuple[ParamSpec, ...] = ()) -> OpDef:
     def finalize(attrs: Attrs) -> Attrs:
         if attrs["adaptive"] and attrs["kernel"] != "global":
             if attrs["stride"] is not None or attrs["pad"] != (0, 0) or attrs["ceil"]:
@@ -79,17 +79,21 @@ def _make(name: str, doc: str, extra: tuple[ParamSpec, ...] = ()) -> OpDef:
         ),
         shape=shape,
         finalize=finalize,
+        doc_shape=doc_shape,
+        forms=(f"{name} global",),
         family="pool",
         traits=frozenset({"pool"}),
     )
 
 
 MAXPOOL = _make("maxpool", "max pooling: `maxpool 3x3 /2 pad=1 ceil=true`, `maxpool global`, "
-                "`maxpool 4x4 adaptive=true` (a 4x4 output whatever the input)")
+                "`maxpool 4x4 adaptive=true` (a 4x4 output whatever the input)",
+                "C × (⌊(H + 2p − k) / s⌋ + 1) × (W alike); `global`: C×1×1; `adaptive=true`: C×KERNEL; needs C×H×W")
 AVGPOOL = _make(
     "avgpool",
     "average pooling: `avgpool 5x5 /3`, `avgpool global` (global average pooling), "
     "`avgpool 4x4 adaptive=true` (a 4x4 output whatever the input), "
     "`count_pad=false` leaves the padding out of the average",
+    "as `maxpool`",
     (ParamSpec("count_pad", boolean, True, doc="count padded zeros in the average (PyTorch's count_include_pad)"),),
 )
