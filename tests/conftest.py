@@ -12,6 +12,8 @@ ZOO = ROOT / "zoo"
 
 # Triton's interpreter must be chosen before any kernel is defined (the Triton backend's tests).
 os.environ.setdefault("TRITON_INTERPRET", "1")
+# The IR verifier runs after every optimisation pass in every test (cnndsl.passes.pipeline).
+os.environ.setdefault("CNNDSL_VERIFY", "1")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

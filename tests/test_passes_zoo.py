@@ -15,7 +15,7 @@ from cnndsl.backends.torch.lower import LOWERINGS, to_torch
 from cnndsl.ir.graph import from_json, to_json
 from cnndsl.ir.infer import infer_shapes, node_stats
 from cnndsl.ir.opdef import ShapeError
-from cnndsl.ir.registry import REGISTRY
+from cnndsl.ir.registry import REGISTRY, ops_with
 from cnndsl.passes import (
     concat_elim,
     fold_bn,
@@ -40,7 +40,7 @@ from tests.pass_checks import (
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
-FUSED_OPS = ("fused_conv", "fused_fc", "highway_conv", "highway_fc", "slice")
+FUSED_OPS = ops_with("fused")
 
 
 

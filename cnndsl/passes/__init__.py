@@ -8,7 +8,7 @@
     fuse_prologue(graph, weights) -> (graph, weights)   pre-activation bn (+ act) into the convs reading it
     concat_elim(graph)            -> graph              producers write into their concat slice
     plan_buffers(graph, batch, itemsize) -> (graph, report)   liveness buffer plan
-    optimize(graph, weights)      -> (graph, weights, report) all of them, in that order
+    optimize(graph, weights)      -> (graph, weights, report) all of them, in that order (pipeline.PASSES)
 
 Weights are the torch backend's `state_dict()` (or numpy arrays under the same keys); the
 passes never import torch. Each module's docstring specifies the ops and attrs it produces.

@@ -17,7 +17,7 @@ from typing import Any
 import networkx as nx
 import numpy as np
 
-from cnndsl.ir.graph import inputs_of
+from cnndsl.ir.graph import in_shapes, inputs_of
 from cnndsl.ir.registry import REGISTRY, ops_with
 
 Weights = dict[str, Any]
@@ -59,6 +59,16 @@ def redirect(graph: nx.MultiDiGraph, old: str, new: str) -> None:
         graph.remove_edge(old, dst, key)
         graph.add_edge(new, dst, port=port)
     graph.graph["outputs"] = [new if n == old else n for n in graph.graph["outputs"]]
+
+
+def add_node(graph: nx.MultiDiGraph, name: str, op: str, attrs: dict[str, Any], inputs: list[str],
+             span: Any = None) -> str:
+    """Add a node reading `inputs` (sources[i] feeds port i); its shape is the op's registry rule."""
+    graph.add_node(name, op=op, attrs=attrs, span=span)
+    for port, src in enumerate(inputs):
+        graph.add_edge(src, name, port=port)
+    graph.nodes[name]["shape"] = tuple(REGISTRY[op].shape(attrs, in_shapes(graph, name)))
+    return name
 
 
 def set_inputs(graph: nx.MultiDiGraph, node: str, sources: list[str]) -> None:

@@ -39,6 +39,7 @@ from cnndsl.passes.common import (
     LAYER_PARAMS,
     Weights,
     act_of,
+    add_node,
     clone,
     copy_weights,
     drop,
@@ -106,8 +107,7 @@ def fuse_1x1(graph: nx.MultiDiGraph, weights: Mapping[str, Any] | None = None) -
         outs = [g.nodes[m]["attrs"]["out"] for m in members]
         has_bias = any(g.nodes[m]["attrs"]["bias"] for m in members)
         attrs = {**first["attrs"], "out": sum(outs), "bias": has_bias, "bias_init": None}
-        g.add_node(merged, op="conv", attrs=attrs, shape=(sum(outs), *first["shape"][1:]), span=first.get("span"))
-        g.add_edge(src, merged, port=0)
+        add_node(g, merged, "conv", attrs, [src], first.get("span"))
         if w is not None:
             why = f"merging the 1x1 convolutions {', '.join(members)}"
             ref = get(w, f"{members[0]}.weight", why)
