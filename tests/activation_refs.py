@@ -17,6 +17,7 @@ REFERENCES = {
     "sigmoid": lambda x: torch.sigmoid(x),
     "tanh": lambda x: torch.tanh(x),
     "stanh": lambda x, a, s: a * torch.tanh(s * x),
+    "silu": lambda x: torch.nn.functional.silu(x),
 }
 """Activation name → reference f(x, *scalars)."""
 

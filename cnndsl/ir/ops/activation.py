@@ -22,6 +22,9 @@ SIGMOID = OpDef(name="sigmoid", doc="logistic sigmoid 1 / (1 + e^-x)", params=()
                 family="activation", traits=ACTIVATION, maths=Maths("torch.sigmoid(x)", "tl.sigmoid(x)"))
 TANH = OpDef(name="tanh", doc="hyperbolic tangent", params=(), shape=_same,
              family="activation", traits=ACTIVATION, maths=Maths("torch.tanh(x)", "2.0 * tl.sigmoid(2.0 * x) - 1.0"))
+SILU = OpDef(name="silu", doc="sigmoid-weighted linear unit x·σ(x) (SiLU, also called Swish): `silu`", params=(),
+             shape=_same, aliases=("swish",), family="activation", traits=ACTIVATION,
+             maths=Maths("F.silu(x)", "x * tl.sigmoid(x)"))
 STANH = OpDef(
     name="stanh",
     doc="LeNet's scaled tanh A·tanh(S·x), A = 1.7159 and S = 2/3 by default: `stanh a=1.7159 s=0.6667`",
