@@ -1,0 +1,81 @@
+"""The built wheel works without a checkout: installed non-editable into a fresh virtual
+environment, its `cnndsl` finds the grammar and the zoo inside the package and compiles
+from another directory.
+
+The fresh environment gets the wheel only (`--no-deps --no-index`); its dependencies
+(lark, networkx, …) are borrowed from the test environment through a `.pth` file, which adds
+that site-packages directory to the path but processes none of its own `.pth` files, so the
+editable install of this checkout stays invisible there.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+IGNORE = shutil.ignore_patterns(".venv", ".git", "build", "dist", "*.egg-info", "__pycache__", ".hypothesis",
+                                ".pytest_cache", ".ruff_cache")
+
+
+def _run(cmd: list[str], cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+    result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                            env={"PATH": "/usr/bin:/bin", "HOME": str(cwd)})
+    assert result.returncode == 0, f"{' '.join(cmd)} exited {result.returncode}:\n{result.stdout[-2000:]}{result.stderr[-3000:]}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory) -> tuple[Path, Path]:
+    """(the fresh environment's python, the installed package's directory)."""
+    tmp = tmp_path_factory.mktemp("wheel")
+    src = tmp / "src"
+    shutil.copytree(ROOT, src, symlinks=True, ignore=IGNORE)
+    _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp / "dist"),
+          str(src)], cwd=tmp)
+    (wheel,) = (tmp / "dist").glob("cnndsl-*.whl")
+    venv = tmp / "venv"
+    _run([sys.executable, "-m", "venv", str(venv)], cwd=tmp)
+    python = venv / "bin" / "python"
+    _run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)], cwd=tmp)
+    site = Path(_run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], cwd=tmp)
+                .stdout.strip())
+    (site / "borrowed_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n", encoding="utf-8")
+    return python, site / "cnndsl"
+
+
+def test_the_wheel_carries_the_grammar_and_the_zoo(installed):
+    _, package = installed
+    assert (package / "syntax" / "cnn.lark").is_file()
+    zoo = package / "zoo"
+    assert (zoo / "resnet152.cnn").is_file() and (zoo / "lib" / "resnet.cnn").is_file()
+    assert sorted(p.name for p in zoo.glob("*.cnn")) == sorted(p.name for p in (ROOT / "zoo").glob("*.cnn"))
+    assert not zoo.is_symlink()  # real files in the installed package
+
+
+def test_the_installed_package_is_not_the_checkout(installed, tmp_path):
+    python, package = installed
+    out = _run([str(python), "-c", "import cnndsl; print(cnndsl.__file__, cnndsl.__version__)"], cwd=tmp_path).stdout
+    where, version = out.split()
+    assert Path(where).parent == package and ROOT not in Path(where).parents
+    assert version == "0.1.0"
+
+
+def test_check_and_compile_from_another_directory(installed, tmp_path):
+    python, package = installed
+    cli = python.parent / "cnndsl"
+    net = package / "zoo" / "resnet152.cnn"
+    out = _run([str(cli), "check", str(net)], cwd=tmp_path).stdout
+    assert "ok (" in out and "60,192,808 params" in out
+    out = _run([str(cli), "compile", str(net)], cwd=tmp_path).stdout
+    assert "params:  60,192,808" in out and "11.51 G" in out
+    mine = tmp_path / "mine.cnn"  # a user's file that `use`s a library through --path
+    mine.write_text('use "lib/resnet.cnn"\n\nnetwork mine {\n  input 3x32x32\n  conv 3x3 16 pad=1\n  basic(16)\n}\n', encoding="utf-8")
+    _run([str(cli), "check", str(mine), "--path", str(package / "zoo")], cwd=tmp_path)
+    _run([str(cli), "fmt", "--check", str(mine)], cwd=tmp_path)
