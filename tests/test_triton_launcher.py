@@ -166,8 +166,7 @@ def test_hand_made_networks_fp16(name):
 
 
 def test_fusions_and_fallbacks_are_reported():
-    net = to_triton(compile_net(RESIDUALS), device="cpu", dtype=torch.float32)
-    r = net.report
+    r = plan_launch(compile_net(RESIDUALS)).report
     assert r.optimize.residual_adds_fused == 6 and r.kernel_ops["conv2d"] == 11
     assert [f[0] for f in r.fallbacks] == ["add2"]  # add @x @x: one producer twice, not fused
     assert "add2: add (torch lowering)  [<string>:11:3]" in str(r)
