@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import networkx as nx
@@ -54,6 +54,7 @@ from torch import fx
 from cnndsl.backends.torch.lower import LOWERINGS, Fn
 from cnndsl.backends.triton._common import is_interpreted
 from cnndsl.backends.triton.conv import _conv_igemm_kernel, conv2d, pack_conv_weight
+from cnndsl.backends.triton.epilogue import Act, Epilogue, Prologue, Route
 from cnndsl.backends.triton.gemm import linear
 from cnndsl.backends.triton.lrn import local_response_norm
 from cnndsl.backends.triton.plan import LaunchPlan, LaunchReport, Step, plan_launch
@@ -223,48 +224,40 @@ class TritonNetwork:
 
     def _conv(self, p: _Prepared, bufs: list[torch.Tensor], batch: int) -> Run:
         a, w = p.attrs, self._params[p.step.node]
-        kw = dict(stride=a["stride"], padding=a["pad"], dilation=a["dilation"], groups=a["groups"],
-                  **self._epilogue(p, bufs, batch))
+        kw: dict[str, Any] = dict(stride=a["stride"], padding=a["pad"], dilation=a["dilation"], groups=a["groups"])
         if a.get("pre"):
-            kw.update(pre=(w["pre_scale"], w["pre_shift"]), pre_act=a.get("pre_act", "none"),
-                      pre_a=a.get("pre_a", 1.0), pre_s=a.get("pre_s", 1.0))
-        if a.get("residual", "none") == "zeropad":
-            kw["res_stride"] = tuple(a.get("res_stride", (1, 1)))
-        weight, bias = w["weight"], w.get("bias")
+            kw["prologue"] = Prologue(w["pre_scale"], w["pre_shift"], _act(a, "pre"))
+        weight, ep = w["weight"], self._epilogue(p, bufs, batch)
         if p.step.op == "highway_conv":
-            return lambda ins: conv2d(ins[0], weight, bias, highway_carry=ins[1], **kw)
+            return lambda ins: conv2d(ins[0], weight, replace(ep, carry=ins[1]), **kw)
         if a.get("residual", "none") != "none":
-            return lambda ins: conv2d(ins[0], weight, bias, residual=ins[1], **kw)
-        return lambda ins: conv2d(ins[0], weight, bias, **kw)
+            return lambda ins: conv2d(ins[0], weight, replace(ep, residual=ins[1]), **kw)
+        return lambda ins: conv2d(ins[0], weight, ep, **kw)
 
     def _linear(self, p: _Prepared, bufs: list[torch.Tensor], batch: int) -> Run:
-        a, w = p.attrs, self._params[p.step.node]
-        kw = self._epilogue(p, bufs, batch)
-        weight, bias = w["weight"], w.get("bias")
+        weight, ep = self._params[p.step.node]["weight"], self._epilogue(p, bufs, batch)
         if p.step.op == "highway_fc":
-            return lambda ins: linear(ins[0].reshape(batch, -1), weight, bias, highway_carry=ins[1], **kw)
-        if a.get("residual", "none") != "none":
-            return lambda ins: linear(ins[0].reshape(batch, -1), weight, bias, residual=ins[1].reshape(batch, -1),
-                                      **kw)
-        return lambda ins: linear(ins[0].reshape(batch, -1), weight, bias, **kw)
+            return lambda ins: linear(ins[0].reshape(batch, -1), weight, replace(ep, carry=ins[1]))
+        if p.attrs.get("residual", "none") != "none":
+            return lambda ins: linear(ins[0].reshape(batch, -1), weight, replace(ep, residual=ins[1].reshape(batch, -1)))
+        return lambda ins: linear(ins[0].reshape(batch, -1), weight, ep)
 
-    def _epilogue(self, p: _Prepared, bufs: list[torch.Tensor], batch: int) -> dict[str, Any]:
-        """The conv / fc epilogue arguments that do not depend on the step's input values."""
+    def _epilogue(self, p: _Prepared, bufs: list[torch.Tensor], batch: int) -> Epilogue:
+        """A conv / fc step's epilogue, but for the operands that are its input values (residual, carry)."""
         a, w = p.attrs, self._params[p.step.node]
-        kw: dict[str, Any] = dict(act=a.get("act", "none"), act_a=a.get("act_a", 1.0), act_s=a.get("act_s", 1.0),
-                                  out=p.target.full(bufs, batch), c_offset=p.target.offset)
-        if p.step.op.startswith("highway"):
-            kw.update(gate_act=a.get("gate_act", "sigmoid"), gate_a=a.get("gate_a", 1.0), gate_s=a.get("gate_s", 1.0))
-            return kw
-        kw.update(post_act=a.get("post_act", "none"), post_a=a.get("post_a", 1.0), post_s=a.get("post_s", 1.0))
-        if a.get("post_norm"):
-            kw["post_norm"] = (w["post_scale"], w["post_shift"])
-        if a.get("residual", "none") != "none":
-            kw["scale"] = a.get("scale", 1.0)
+        route = None
         if p.route is not None:
             lo, hi, into = p.route
-            kw["route"] = (lo, hi, into.full(bufs, batch), into.offset)
-        return kw
+            route = Route(lo, hi, into.full(bufs, batch), into.offset)
+        out, off = p.target.full(bufs, batch), p.target.offset
+        if p.step.op.startswith("highway"):
+            return Epilogue(bias=w.get("bias"), act=_act(a, "act"), gate=_act(a, "gate", "sigmoid"), out=out,
+                            c_offset=off)
+        residual = a.get("residual", "none")
+        return Epilogue(bias=w.get("bias"), act=_act(a, "act"), scale=a.get("scale", 1.0) if residual != "none" else 1.0,
+                        res_stride=tuple(a.get("res_stride", (1, 1))) if residual == "zeropad" else (1, 1),
+                        post_norm=(w["post_scale"], w["post_shift"]) if a.get("post_norm") else None,
+                        post=_act(a, "post"), out=out, c_offset=off, route=route)
 
     def _pool(self, p: _Prepared, bufs: list[torch.Tensor], batch: int) -> Run:
         a, out = p.attrs, p.target.full(bufs, batch)
@@ -426,6 +419,13 @@ class TritonNetwork:
         with torch.no_grad():
             self._run([t.to(self.device, self.dtype) for t in xs], record=compare)
         return first[0] if first else None
+
+
+def _act(attrs: Mapping[str, Any], slot: str, default: str = "none") -> Act:
+    """The IR's activation slot `slot` (act, post, gate, pre: ``{slot}_act`` or ``act``, with its a, s)."""
+    name = attrs.get("act" if slot == "act" else f"{slot}_act", default)
+    key = "act" if slot == "act" else slot
+    return Act(name, attrs.get(f"{key}_a", 1.0), attrs.get(f"{key}_s", 1.0))
 
 
 def _check_device(device: torch.device) -> None:
