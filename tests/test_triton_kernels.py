@@ -23,6 +23,7 @@ from cnndsl.backends.triton.lrn import local_response_norm  # noqa: E402
 from cnndsl.backends.triton.pool import global_pool2d, pool2d  # noqa: E402
 from cnndsl.backends.triton.rbf import euclidean_rbf  # noqa: E402
 from cnndsl.backends.triton.softmax import softmax_lastdim  # noqa: E402
+from cnndsl.ir.ops.conv import resolve_padding  # noqa: E402
 from tests.kernel_checks import DTYPES, close, interpreted, nchw, nhwc, q, rnd  # noqa: E402, F401 (interpreted: a fixture)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,6 +32,9 @@ pytestmark = pytest.mark.usefixtures("interpreted")
 # --------------------------------------------------------------------------------------------
 # Convolution
 # --------------------------------------------------------------------------------------------
+
+# The IR resolves `same` before a graph reaches the backend: the kernels see its explicit (ph, pw).
+IR_SAME = resolve_padding({"pad": "same", "kernel": (1, 5), "dilation": (2, 2)}, "conv")["pad"]
 
 # (id, N, C_in, H, W, C_out, kernel, stride, padding, dilation, groups, path)
 CONV_CASES = [
@@ -44,10 +48,8 @@ CONV_CASES = [
     ("7x1", 1, 6, 9, 5, 7, (7, 1), 1, (3, 0), 1, 1, "auto"),
     ("11x11-s4", 1, 3, 13, 15, 5, 11, 4, 2, 1, 1, "auto"),
     ("3x3-dil2", 1, 5, 9, 8, 6, 3, 1, 2, 2, 1, "auto"),
-    ("same-s2-asym", 1, 4, 8, 9, 5, 3, 2, "same", 1, 1, "auto"),
-    ("same-even-k", 1, 4, 6, 7, 5, 4, 1, "same", 1, 1, "auto"),
-    ("same-dil2", 1, 4, 7, 6, 5, 3, 1, "same", 2, 1, "auto"),
-    ("4-pad", 1, 4, 6, 7, 5, 3, (2, 1), (1, 2, 0, 1), 1, 1, "auto"),
+    ("ir-same-1x5-dil2", 1, 4, 7, 9, 5, (1, 5), 1, IR_SAME, 2, 1, "auto"),
+    ("pad-pair-s21", 1, 4, 6, 7, 5, 3, (2, 1), (1, 2), 1, 1, "auto"),
     ("groups2-igemm", 1, 6, 7, 7, 12, 3, 1, 1, 1, 2, "igemm"),
     ("groups2-direct", 1, 6, 7, 7, 12, 3, 2, 1, 1, 2, "auto"),
     ("depthwise", 2, 8, 7, 6, 8, 3, 1, 1, 1, 8, "auto"),
@@ -56,19 +58,8 @@ CONV_CASES = [
 ]
 
 
-def _torch_padding(padding, h, w, k, s, d):
-    """The (left, right, top, bottom) F.pad arguments equivalent to the kernels' padding spec."""
-    from cnndsl.backends.triton.conv import resolve_padding
-
-    kk = (k, k) if isinstance(k, int) else k
-    ss = (s, s) if isinstance(s, int) else s
-    t, b, left, r = resolve_padding(padding, (h, w), kk, ss, (d, d))
-    return left, r, t, b
-
-
 def conv_reference(x, w, b, stride, padding, dilation, groups):
-    pads = _torch_padding(padding, x.shape[2], x.shape[3], w.shape[2:], stride, dilation)
-    return F.conv2d(F.pad(x, pads), w, b, stride=stride, dilation=dilation, groups=groups)
+    return F.conv2d(x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups)
 
 
 def conv_operands(n, cin, h, w, cout, k, groups, seed=0):
@@ -79,14 +70,13 @@ def conv_operands(n, cin, h, w, cout, k, groups, seed=0):
     return x, wt, bias
 
 
-@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")
 @pytest.mark.parametrize("dtype", DTYPES, ids=["fp32", "fp16"])
 @pytest.mark.parametrize("case", CONV_CASES, ids=[c[0] for c in CONV_CASES])
 def test_conv(case, dtype):
     _, n, cin, h, w, cout, k, s, p, d, g, path = case
     x, wt, bias = conv_operands(n, cin, h, w, cout, k, g)
     ref = conv_reference(q(x, dtype), q(wt, dtype), bias, s, p, d, g)
-    if p == "same" and s == 1:  # our "same" is PyTorch's where PyTorch has one
+    if p == IR_SAME:  # the IR's `same` is PyTorch's (stride 1)
         close(F.conv2d(q(x, dtype), q(wt, dtype), bias, padding="same", dilation=d, groups=g), ref, torch.float32)
     got = conv2d(nhwc(x).to(dtype), pack_conv_weight(wt).to(dtype), Epilogue(bias=bias), stride=s, padding=p,
                  dilation=d, groups=g, path=path)
@@ -339,12 +329,6 @@ def test_conv_in_place_and_dense_buffers():
         conv2d(buf[..., :6], pack_conv_weight(w1), Epilogue(bias=b1, out=buf, c_offset=5))
 
 
-def test_conv_tf32_flag_ignored_by_interpreter():
-    x, wt, bias = conv_operands(1, 4, 5, 5, 6, 3, 1)
-    got = conv2d(nhwc(x), pack_conv_weight(wt), Epilogue(bias=bias), padding=1, allow_tf32=True)
-    close(nchw(got), conv_reference(x, wt, bias, 1, 1, 1, 1), torch.float32)
-
-
 def test_conv_rejects_bad_operands():
     x, wt, bias = conv_operands(1, 6, 5, 5, 4, 3, 1)
     xh, wp = nhwc(x), pack_conv_weight(wt)
@@ -364,6 +348,9 @@ def test_conv_rejects_bad_operands():
         conv2d(xh, wp, Epilogue(act=Act("gelu")))
     with pytest.raises(TypeError, match="not supported"):
         conv2d(xh.double(), wp.double())
+    for padding in ("same", (1, 1, 0, 0)):  # only the IR resolves `same`; its pads are (h, w) pairs
+        with pytest.raises(ValueError, match=r"padding: expected an int or an \(h, w\) pair"):
+            conv2d(xh, wp, padding=padding)
 
 
 # --------------------------------------------------------------------------------------------

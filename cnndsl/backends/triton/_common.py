@@ -69,6 +69,15 @@ def clamp_pow2(n: int, lo: int, hi: int) -> int:
     return max(lo, min(hi, next_pow2(n)))
 
 
+def pair(v: int | tuple[int, int], name: str) -> tuple[int, int]:
+    """An int (both axes) or an ``(h, w)`` pair: strides, dilations and the IR's resolved paddings."""
+    if isinstance(v, int):
+        return v, v
+    if isinstance(v, str) or len(v) != 2:
+        raise ValueError(f"{name}: expected an int or an (h, w) pair, got {v!r}")
+    return int(v[0]), int(v[1])
+
+
 def check_dtype(name: str, t: torch.Tensor) -> str:
     if t.dtype not in DTYPES:
         raise TypeError(f"{name}: dtype {t.dtype} not supported (expected float32, float16 or bfloat16)")
@@ -121,17 +130,13 @@ def activation(x, ACT: tl.constexpr, alpha, beta):
 
 
 @triton.jit
-def dot_acc(acc, a, b, UPCAST: tl.constexpr, ALLOW_TF32: tl.constexpr):
-    """acc + a @ b in fp32: operands upcast first when UPCAST (the interpreter has no fp16/bf16 dot),
-    tf32 tensor cores only when ALLOW_TF32, else an exact fp32 (IEEE) product."""
+def dot_acc(acc, a, b, UPCAST: tl.constexpr):
+    """acc + a @ b in fp32: operands upcast first when UPCAST (the interpreter has no fp16/bf16 dot);
+    fp32 operands get an exact (IEEE) product, not tf32."""
     if UPCAST:
         a = a.to(tl.float32)
         b = b.to(tl.float32)
-    if ALLOW_TF32:
-        acc = tl.dot(a, b, acc, input_precision="tf32")
-    else:
-        acc = tl.dot(a, b, acc, input_precision="ieee")
-    return acc
+    return tl.dot(a, b, acc, input_precision="ieee")
 
 
 @triton.jit

@@ -39,6 +39,7 @@ from cnndsl.backends.triton import _common as C
 from cnndsl.backends.triton._common import activation, dot_acc, epilogue_store
 from cnndsl.backends.triton.epilogue import Epilogue, Prologue
 from cnndsl.backends.triton.gemm import linear
+from cnndsl.ir.registry import conv_out
 
 # --------------------------------------------------------------------------------------------
 # Kernels
@@ -60,7 +61,7 @@ def _conv_igemm_kernel(
     C_OUT_G,  # output channels per group
     KH, KW,  # kernel size
     SH, SW,  # stride
-    PH, PW,  # top and left padding
+    PH, PW,  # padding (both sides alike)
     DH, DW,  # dilation
     stride_xn,  # input batch stride (elements)
     stride_xh,  # input row stride
@@ -84,7 +85,6 @@ def _conv_igemm_kernel(
     ACT: tl.constexpr, POST_ACT: tl.constexpr, GATE_ACT: tl.constexpr, ROUTE: tl.constexpr,
     POST_NORM: tl.constexpr,
     PRE: tl.constexpr, PRE_ACT: tl.constexpr,  # the prologue (a pre-activation bn + act), its activation
-    ALLOW_TF32: tl.constexpr,  # fp32 inputs: tf32 tensor cores (True) or exact fp32 dot (False)
     UPCAST: tl.constexpr,  # convert loaded operands to fp32 before the dot (interpreter; bf16/fp16)
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
     GROUP_M: tl.constexpr,  # tiles of M swept together for L2 reuse (as in Triton's matmul tutorial)
@@ -139,10 +139,10 @@ def _conv_igemm_kernel(
         b_mask = mask_k[:, None] & mask_n[None, :]
         b_ptrs = w_ptr + offs_k[:, None].to(tl.int64) * stride_wk + cols[None, :]
         b = tl.load(b_ptrs, mask=b_mask, other=0.0)
-        acc = dot_acc(acc, a, b, UPCAST, ALLOW_TF32)
+        acc = dot_acc(acc, a, b, UPCAST)
         if HIGHWAY:
             b_t = tl.load(b_ptrs + t_off, mask=b_mask, other=0.0)
-            acc_t = dot_acc(acc_t, a, b_t, UPCAST, ALLOW_TF32)
+            acc_t = dot_acc(acc_t, a, b_t, UPCAST)
 
     res_off = nb * stride_rn + (oh * RSH).to(tl.int64) * stride_rh + (ow * RSW).to(tl.int64) * stride_rw
     epilogue_store(acc, acc_t, offs_m, cols, mask_m, mask_n, res_off, bias_ptr, t_off, res_ptr, C_RES,
@@ -167,7 +167,7 @@ def _conv_direct_kernel(
     C_OUT,  # output channels in all (= groups * C_OUT_G)
     KH, KW,  # kernel size
     SH, SW,  # stride
-    PH, PW,  # top and left padding
+    PH, PW,  # padding (both sides alike)
     DH, DW,  # dilation
     stride_xn,  # input batch stride (elements)
     stride_xh,  # input row stride
@@ -284,42 +284,6 @@ def pack_conv_weight(weight: torch.Tensor) -> torch.Tensor:
     return weight.permute(2, 3, 1, 0).contiguous()
 
 
-def _pair(v: int | tuple[int, int], name: str) -> tuple[int, int]:
-    if isinstance(v, int):
-        return v, v
-    if len(v) != 2:
-        raise ValueError(f"{name}: expected an int or a pair, got {v!r}")
-    return int(v[0]), int(v[1])
-
-
-def resolve_padding(padding, size: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int],
-                    dilation: tuple[int, int]) -> tuple[int, int, int, int]:
-    """``(top, bottom, left, right)`` from an int, ``(ph, pw)``, ``(top, bottom, left, right)``,
-    ``"valid"`` or ``"same"`` (TensorFlow-style: output ⌈size/stride⌉, odd padding extra at the end;
-    PyTorch's ``padding="same"`` for stride 1)."""
-    if isinstance(padding, str):
-        if padding == "valid":
-            return 0, 0, 0, 0
-        if padding != "same":
-            raise ValueError(f"padding: expected 'same', 'valid', an int or a tuple, got {padding!r}")
-        pads = []
-        for n, k, s, d in zip(size, kernel, stride, dilation):
-            total = max((-(-n // s) - 1) * s + (k - 1) * d + 1 - n, 0)
-            pads += [total // 2, total - total // 2]
-        return pads[0], pads[1], pads[2], pads[3]
-    if isinstance(padding, int):
-        return padding, padding, padding, padding
-    if len(padding) == 2:
-        return padding[0], padding[0], padding[1], padding[1]
-    if len(padding) == 4:
-        return tuple(int(p) for p in padding)  # type: ignore[return-value]
-    raise ValueError(f"padding: expected an int, a pair or 4 values, got {padding!r}")
-
-
-def conv_output_size(size: int, kernel: int, stride: int, pad_lo: int, pad_hi: int, dilation: int) -> int:
-    return (size + pad_lo + pad_hi - dilation * (kernel - 1) - 1) // stride + 1
-
-
 def conv2d(
     x: torch.Tensor,
     weight: torch.Tensor,
@@ -330,7 +294,6 @@ def conv2d(
     dilation: int | tuple[int, int] = 1,
     groups: int = 1,
     prologue: Prologue | None = None,
-    allow_tf32: bool = False,
     path: str = "auto",
     config: triton.Config | dict | None = None,
 ) -> torch.Tensor:
@@ -339,8 +302,8 @@ def conv2d(
     x: ``[N, H, W, C_in]`` (channel stride 1; other strides free). weight: packed
     ``[KH, KW, C_in/groups, C_w]`` contiguous (`pack_conv_weight`), x's dtype; ``C_w = C_out``, or
     ``2·C_out`` with ``epilogue.carry`` (H's columns, then T's). padding: an int or ``(ph, pw)``,
-    both sides alike: the IR's resolved ``pad`` (`cnndsl.ir.ops.conv.resolve_padding` resolves
-    ``same``). epilogue.residual: ``[N, HR, WR, C_res]`` (channel stride 1) with
+    both sides alike: the IR's ``pad``, which `cnndsl.ir.ops.conv.resolve_padding` has already
+    resolved (``same``, ``valid``) when the graph was built; there is no second notion of ``same``. epilogue.residual: ``[N, HR, WR, C_res]`` (channel stride 1) with
     ``⌈HR/res_stride⌉ = OH``, ``⌈WR/res_stride⌉ = OW``, ``C_res ≤ C_out``. epilogue.out: None
     (allocate ``[N, OH, OW, C_out]``) or a pixel-uniform ``[N, OH, OW, C_total]`` buffer (it may be
     the residual itself: an in-place add). prologue: igemm path only. path: "auto", "igemm",
@@ -372,25 +335,24 @@ def conv2d(
         raise ValueError(f"groups={groups} must divide C_in={cin} and C_out={cout}")
     if cin // groups != cin_g:
         raise ValueError(f"weight: C_in/groups = {cin_g}, but x has {cin} channels in {groups} groups")
-    sh, sw = _pair(stride, "stride")
-    dh, dw = _pair(dilation, "dilation")
-    rsh, rsw = _pair(ep.res_stride, "res_stride")
+    sh, sw = C.pair(stride, "stride")
+    dh, dw = C.pair(dilation, "dilation")
+    rsh, rsw = C.pair(ep.res_stride, "res_stride")
     if min(sh, sw, dh, dw, rsh, rsw) < 1:
         raise ValueError("stride, dilation and res_stride must be ≥ 1")
-    pt, pb, pl, pr = resolve_padding(padding, (h, w), (kh, kw), (sh, sw), (dh, dw))
-    if min(pt, pb, pl, pr) < 0:
-        raise ValueError(f"padding must be ≥ 0, got {(pt, pb, pl, pr)}")
-    oh = conv_output_size(h, kh, sh, pt, pb, dh)
-    ow = conv_output_size(w, kw, sw, pl, pr, dw)
+    ph, pw = C.pair(padding, "padding")
+    if min(ph, pw) < 0:
+        raise ValueError(f"padding must be ≥ 0, got {(ph, pw)}")
+    oh, ow = conv_out(h, kh, sh, ph, ph, dh), conv_out(w, kw, sw, pw, pw, dw)
     if oh < 1 or ow < 1:
-        raise ValueError(f"output would be empty: input {h}x{w}, kernel {kh}x{kw}, padding {(pt, pb, pl, pr)}")
+        raise ValueError(f"output would be empty: input {h}x{w}, kernel {kh}x{kw}, padding {(ph, pw)}")
     cout_g = cout // groups
     C.check_same_device(x=x, weight=weight)
     residual = ep.residual
     c_res = _check_residual(residual, (n, oh, ow, cout), (rsh, rsw))
     plain_res = residual is None or ((rsh, rsw) == (1, 1) and c_res == cout and _pixel_uniform(residual))
 
-    pointwise = kh == kw == 1 and sh == sw == 1 and (pt, pb, pl, pr) == (0, 0, 0, 0) and groups == 1
+    pointwise = kh == kw == 1 and sh == sw == 1 and (ph, pw) == (0, 0) and groups == 1
     if prologue is not None:
         if path not in ("auto", "igemm"):
             raise ValueError(f"prologue: it runs on the igemm path only, not path={path!r}")
@@ -414,7 +376,7 @@ def conv2d(
         rows = replace(ep, residual=_rows(residual, "residual"), carry=_rows(ep.carry, "highway carry"),
                        out=_rows(ep.out, "out"), route=None if ep.route is None else
                        replace(ep.route, into=_rows(ep.route.into, "route")))
-        y = linear(x.reshape(n * h * w, cin), weight.view(cin, c_w).t(), rows, allow_tf32=allow_tf32, config=config)
+        y = linear(x.reshape(n * h * w, cin), weight.view(cin, c_w).t(), rows, config=config)
         return y.unflatten(0, (n, h, w))
     if path == "direct" and pair:
         raise ValueError("path='direct' has no paired highway epilogue")
@@ -427,7 +389,7 @@ def conv2d(
     in_place = C.reads_output(buf, ep)
     r = residual
     args = dict(x_ptr=x, w_ptr=weight, **ep_args, N=n, H=h, W=w, C_IN_G=cin_g, OH=oh, OW=ow, C_OUT_G=cout_g,
-                KH=kh, KW=kw, SH=sh, SW=sw, PH=pt, PW=pl, DH=dh, DW=dw,
+                KH=kh, KW=kw, SH=sh, SW=sw, PH=ph, PW=pw, DH=dh, DW=dw,
                 stride_xn=x.stride(0), stride_xh=x.stride(1), stride_xw=x.stride(2), stride_wk=c_w,
                 stride_rn=r.stride(0) if r is not None else 0, stride_rh=r.stride(1) if r is not None else 0,
                 stride_rw=r.stride(2) if r is not None else 0, RSH=rsh, RSW=rsw, C_RES=c_res)
@@ -437,8 +399,7 @@ def conv2d(
         pre = prologue or Prologue(ep_args["bias_ptr"], ep_args["bias_ptr"])  # never read when PRE is off
         args.update(pre_scale_ptr=pre.scale.contiguous(), pre_shift_ptr=pre.shift.contiguous(),
                     pre_a=float(pre.act.a), pre_s=float(pre.act.s), PRE=prologue is not None,
-                    PRE_ACT=C.act_code(pre.act.name), ALLOW_TF32=bool(allow_tf32) and dt == "fp32",
-                    UPCAST=C.is_interpreted(raw) and dt != "fp32")
+                    PRE_ACT=C.act_code(pre.act.name), UPCAST=C.is_interpreted(raw) and dt != "fp32")
 
         def grid(meta):
             return (triton.cdiv(m, meta["BLOCK_M"]) * triton.cdiv(cout_g, meta["BLOCK_N"]), groups)
@@ -498,7 +459,7 @@ def compile_specs(dtype: str = "fp16") -> list[tuple[object, dict[str, str], dic
     """Representative ``(kernel, signature, constexprs)`` tuples, for `triton.compile`."""
     # Between them the specs of conv.py and gemm.py reach every activation code and epilogue branch.
     igemm = dict(HAS_BIAS=True, HAS_RES=True, HIGHWAY=False, ACT=0, POST_ACT=1, GATE_ACT=2, ROUTE=True, POST_NORM=True,
-                 PRE=True, PRE_ACT=1, ALLOW_TF32=False, UPCAST=False, BLOCK_M=64, BLOCK_N=64, BLOCK_K=32, GROUP_M=8)
+                 PRE=True, PRE_ACT=1, UPCAST=False, BLOCK_M=64, BLOCK_N=64, BLOCK_K=32, GROUP_M=8)
     pair = dict(igemm, HAS_RES=False, HIGHWAY=True, ACT=1, POST_ACT=0, GATE_ACT=4, ROUTE=False, POST_NORM=False, PRE=False)
     direct = dict(HAS_BIAS=True, HAS_RES=True, HIGHWAY=False, ACT=5, POST_ACT=3, GATE_ACT=2, ROUTE=False, POST_NORM=True,
                   BLOCK_M=32, BLOCK_N=64)

@@ -48,7 +48,6 @@ def _gemm_kernel(
     HAS_BIAS: tl.constexpr, HAS_RES: tl.constexpr, HIGHWAY: tl.constexpr,
     ACT: tl.constexpr, POST_ACT: tl.constexpr, GATE_ACT: tl.constexpr, ROUTE: tl.constexpr,
     POST_NORM: tl.constexpr,
-    ALLOW_TF32: tl.constexpr,  # fp32 inputs: tf32 tensor cores (True) or exact fp32 dot (False)
     UPCAST: tl.constexpr,  # convert loaded operands to fp32 before the dot (interpreter; bf16/fp16)
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
     GROUP_M: tl.constexpr,  # row tiles swept together for L2 reuse
@@ -80,10 +79,10 @@ def _gemm_kernel(
         a = tl.load(a_rows[:, None] + offs_k[None, :] * stride_ak, mask=mask_m[:, None] & mask_k[None, :], other=0.0)
         b_mask = mask_k[:, None] & mask_n[None, :]
         b = tl.load(b_cols[None, :] + offs_k[:, None] * stride_bk, mask=b_mask, other=0.0)
-        acc = dot_acc(acc, a, b, UPCAST, ALLOW_TF32)
+        acc = dot_acc(acc, a, b, UPCAST)
         if HIGHWAY:
             b_t = tl.load(b_cols_t[None, :] + offs_k[:, None] * stride_bk, mask=b_mask, other=0.0)
-            acc_t = dot_acc(acc_t, a, b_t, UPCAST, ALLOW_TF32)
+            acc_t = dot_acc(acc_t, a, b_t, UPCAST)
 
     res_off = offs_m.to(tl.int64) * stride_rm
     epilogue_store(acc, acc_t, offs_m, offs_n, mask_m, mask_n, res_off, bias_ptr, t_off, res_ptr, C_RES,
@@ -119,7 +118,6 @@ def linear(
     weight: torch.Tensor,
     epilogue: Epilogue | None = None,
     *,
-    allow_tf32: bool = False,
     config: triton.Config | dict | None = None,
 ) -> torch.Tensor:
     """``x @ weightᵀ`` with a fused `Epilogue` (bias, residual, activations, highway); returns the
@@ -158,7 +156,7 @@ def linear(
     args = dict(a_ptr=x, b_ptr=weight, **ep_args, M=m, N=n, K=k, stride_am=x.stride(0), stride_ak=x.stride(1),
                 stride_bn=weight.stride(0), stride_bk=weight.stride(1),
                 stride_rm=ep.residual.stride(0) if ep.residual is not None else 0, C_RES=n,
-                ALLOW_TF32=bool(allow_tf32) and dt == "fp32", UPCAST=C.is_interpreted(_gemm_kernel) and dt != "fp32")
+                UPCAST=C.is_interpreted(_gemm_kernel) and dt != "fp32")
 
     def grid(meta):
         return (triton.cdiv(m, meta["BLOCK_M"]) * triton.cdiv(n, meta["BLOCK_N"]),)
@@ -170,7 +168,7 @@ def linear(
 def compile_specs(dtype: str = "fp16") -> list[tuple[object, dict[str, str], dict[str, object]]]:
     """Representative ``(kernel, signature, constexprs)`` tuples, for `triton.compile`."""
     cst = dict(HAS_BIAS=True, HAS_RES=True, HIGHWAY=False, ACT=4, POST_ACT=2, GATE_ACT=2, ROUTE=True, POST_NORM=True,
-               ALLOW_TF32=False, UPCAST=False, BLOCK_M=64, BLOCK_N=64, BLOCK_K=32, GROUP_M=8)
+               UPCAST=False, BLOCK_M=64, BLOCK_N=64, BLOCK_K=32, GROUP_M=8)
     pair = dict(cst, HAS_RES=False, HIGHWAY=True, ACT=1, POST_ACT=0, GATE_ACT=2, ROUTE=False, POST_NORM=False)
     sig = {"*": dtype, "bias_ptr": "fp32", "post_scale_ptr": "fp32", "post_shift_ptr": "fp32"}
     return [(_gemm_kernel, C.signature(_gemm_kernel, sig, cst), cst),
