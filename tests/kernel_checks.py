@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from cnndsl.backends.triton import _common
+from cnndsl.backends.triton.conv import _conv_igemm_kernel
 
 TOL = {torch.float32: 1e-4, torch.float16: 2e-2, torch.bfloat16: 6e-2}
 DTYPES = [torch.float32, torch.float16]
@@ -47,7 +48,5 @@ def q(t, dtype):
 @pytest.fixture
 def interpreted():
     """The kernel tests run on CPU tensors under TRITON_INTERPRET=1 (conftest.py sets it)."""
-    from cnndsl.backends.triton.conv import _conv_igemm_kernel
-
     if not _common.is_interpreted(_conv_igemm_kernel):
         pytest.skip("these tests run the kernels under TRITON_INTERPRET=1 (set by conftest.py)")

@@ -15,7 +15,9 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("triton")
 F = torch.nn.functional
 
-from cnndsl.backends.triton import _common  # noqa: E402
+from cnndsl.backends.torch.layers import zeropad_shortcut  # noqa: E402
+from cnndsl.backends.triton import _common, conv, gemm  # noqa: E402
+from cnndsl.backends.triton import softmax as sm  # noqa: E402
 from cnndsl.backends.triton.conv import conv2d, pack_conv_weight  # noqa: E402
 from cnndsl.backends.triton.epilogue import Act, Epilogue, Prologue, Route  # noqa: E402
 from cnndsl.backends.triton.gemm import linear  # noqa: E402
@@ -160,8 +162,6 @@ def test_conv_residual_epilogues(path, dtype):
 @pytest.mark.parametrize("res_stride,res_hw,res_c", [(1, (5, 6), 7), (2, (9, 11), 10), (2, (10, 12), 4)])
 def test_conv_zeropad_residual(path, res_stride, res_hw, res_c):
     """ResNet option-A shortcut fused: the residual subsampled by res_stride, missing channels zero."""
-    from cnndsl.backends.torch.layers import zeropad_shortcut
-
     g = 2 if path == "direct" else 1
     x, wt, bias = conv_operands(1, 6, 5, 6, 10, 3, g, seed=40)
     r = rnd(1, res_c, *res_hw, seed=41)
@@ -428,8 +428,6 @@ def test_bf16_inputs():
 
 def test_autotune_pruning_keeps_fitting_configs():
     """The GPU path's autotuners: several configs each, pruned to tiles that fit the problem."""
-    from cnndsl.backends.triton import conv, gemm
-
     for tuned in (conv._conv_igemm_tuned, conv._conv_direct_tuned, gemm._gemm_tuned):
         assert len(tuned.plain.configs) > 1 and tuned.plain.restore_value == []
         assert tuned.restoring.restore_value == ["out_ptr"]
@@ -440,8 +438,6 @@ def test_autotune_pruning_keeps_fitting_configs():
     kept = conv._conv_igemm_tuned.plain.early_config_prune(
         conv._IGEMM_CONFIGS, {"N": 1, "OH": 7, "OW": 7, "C_OUT_G": 2048, "KH": 1, "KW": 1, "C_IN_G": 512})
     assert kept and all(c.kwargs["BLOCK_M"] <= 64 for c in kept)
-    from cnndsl.backends.triton import softmax as sm
-
     kept = sm._softmax_tuned.plain.early_config_prune(sm._SOFTMAX_CONFIGS, {"M": 256, "C": 4000}, BLOCK_C=4096)
     assert kept and all(c.kwargs["BLOCK_M"] * 4096 <= 16384 for c in kept)
 

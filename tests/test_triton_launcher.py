@@ -28,6 +28,7 @@ from tests.test_passes_zoo import networks as random_networks
 
 os.environ.setdefault("TRITON_INTERPRET", "1")
 
+from cnndsl.backends.triton import launcher  # noqa: E402
 from cnndsl.backends.triton.launcher import TritonNetwork, plan_launch, to_triton  # noqa: E402
 
 ZOO = Path(__file__).resolve().parents[1] / "zoo"
@@ -228,6 +229,26 @@ def test_cuda_graph_bookkeeping(monkeypatch):
     assert len(captures) == 2  # batch 2 is captured once, replayed twice
     first_got, first_want = results[0]
     assert all(rel(g, w) < 1e-3 for g, w in zip(first_got, first_want))  # not overwritten by later calls
+
+
+def test_forward_does_no_planning(monkeypatch):
+    """Every step is bound to its buffer views once per batch size: after construction a forward
+    pass reads neither the graph nor the graph helpers (taken away here), on a network with
+    eliminated, nested concats and routed slices, for new and seen batch sizes alike."""
+    for source, shape in ((CONCATS, (4, 5, 5)), (ROUTED, (3, 5, 5))):
+        graph = compile_net(source)
+        module = reference(graph)
+        net = to_triton(graph, module.state_dict(), device="cpu", dtype=torch.float32)
+        with monkeypatch.context() as m:
+            for name in ("resolve_slice", "inputs_of", "in_shapes"):
+                m.setattr(launcher, name, lambda *a, name=name: pytest.fail(f"{name} called at run time"))
+            net.graph = None
+            for batch in (2, 1, 2):
+                x = torch.randn(batch, *shape, generator=torch.Generator().manual_seed(batch))
+                with torch.no_grad():
+                    want = module(x)
+                assert rel(net(x), want) < 1e-3
+        assert sorted(net._bound) == [1, 2]
 
 
 def test_planning_needs_neither_torch_nor_triton():

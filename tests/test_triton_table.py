@@ -1,6 +1,7 @@
 """The Triton backend's op table (cnndsl/backends/triton/table.py) covers the whole op registry."""
 
 import cnndsl.ir.ops  # noqa: F401 - fills the registry
+from cnndsl.backends.triton.launcher import _LAUNCH
 from cnndsl.backends.triton.table import FALLBACKS, TABLE, TRITON_OPS
 from cnndsl.ir.registry import REGISTRY
 
@@ -21,6 +22,4 @@ def test_every_op_has_a_rule_that_always_applies():
 
 
 def test_launcher_binds_every_family():
-    from cnndsl.backends.triton.launcher import _LAUNCH
-
     assert {r.family for rules in TABLE.values() for r in rules} == set(_LAUNCH)
