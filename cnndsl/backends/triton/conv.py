@@ -66,7 +66,7 @@ def _conv_igemm_kernel(
     stride_xn,  # input batch stride (elements)
     stride_xh,  # input row stride
     stride_xw,  # input pixel stride (the channel stride is 1)
-    stride_wk,  # weight row stride (C_out, or 2*C_out with highway_carry, for the packed layout)
+    stride_wk,  # weight row stride (C_out, or 2*C_out with a highway carry, for the packed layout)
     t_off,  # first weight / bias column of the gate T (HIGHWAY)
     stride_rn,  # residual batch stride
     stride_rh,  # residual row stride
