@@ -42,11 +42,9 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def build(cfg, net, graph, weights, dtype, torch):
+def build(cfg, net, weights, dtype, torch):
     if cfg.startswith("triton"):
-        from cnndsl.backends.triton.launcher import to_triton
-
-        return to_triton(graph, weights, device="cuda", dtype=dtype, cuda_graph=cfg == "triton_graph")
+        return net.to_triton(weights, device="cuda", dtype=dtype, cuda_graph=cfg == "triton_graph")
     m = net.to_torch()
     m.load_state_dict(weights)
     m = m.to("cuda", dtype).eval()
@@ -61,7 +59,7 @@ def build(cfg, net, graph, weights, dtype, torch):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    import torch
+    import torch  # heavy third-party modules load only once a run starts (not for --help)
 
     if not torch.cuda.is_available():
         print("triton_bench: no CUDA device here; this benchmark only runs on a GPU (nothing measured)",
@@ -86,7 +84,7 @@ def main(argv=None) -> int:
                 with torch.no_grad():
                     for c in configs:
                         try:
-                            m = build(c, net, graph, weights, dtype, torch)
+                            m = build(c, net, weights, dtype, torch)
                             xin = x.contiguous(memory_format=torch.channels_last) if c != "eager" and \
                                 not c.startswith("triton") else x
                             for _ in range(args.warmup):
@@ -117,7 +115,7 @@ def main(argv=None) -> int:
                                 f"{r[7]} | {r[8]} |" for r in rows])
     print(table)
     if args.record:
-        import triton
+        import triton  # heavy, and only needed for its version here
 
         meta = (f"\n## Triton backend, {card}, {datetime.date.today()}\n\ntorch {torch.__version__}, "
                 f"triton {triton.__version__}, CUDA {torch.version.cuda}, iters {args.iters}, "

@@ -39,17 +39,21 @@ class Network:
 
     def to_torch(self) -> torch.nn.Module:
         """A trainable `torch.fx.GraphModule` whose submodules carry the `.cnn` names."""
-        from cnndsl.backends.torch.lower import to_torch
+        from cnndsl.backends.torch.lower import to_torch  # imports torch, which `import cnndsl` must not
 
         return to_torch(self.graph)
 
     def to_triton(self, weights: Any = None, device: str = "cuda", dtype: Any = None, cuda_graph: bool = False) -> Any:
         """The optimised network on the Triton kernels (`cnndsl.backends.triton.launcher.TritonNetwork`).
 
-        weights: a `to_torch()` module's `state_dict()` (fresh ones when None); dtype: torch.float16
-        when None; device "cpu" works under Triton's interpreter (TRITON_INTERPRET=1)."""
+        weights: a `to_torch()` module's `state_dict()` (a fresh module's when None); dtype:
+        torch.float16 when None; device "cpu" works under Triton's interpreter (TRITON_INTERPRET=1)."""
+        # imported here, as in to_torch: both backends import torch, which `import cnndsl` must not
+        from cnndsl.backends.torch.lower import to_torch
         from cnndsl.backends.triton.launcher import to_triton
 
+        if weights is None:
+            weights = to_torch(self.graph).state_dict()
         return to_triton(self.graph, weights, device=device, dtype=dtype, cuda_graph=cuda_graph)
 
     def to_json(self) -> dict[str, Any]:

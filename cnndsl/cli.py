@@ -14,6 +14,7 @@ from importlib import metadata
 from pathlib import Path
 
 from cnndsl.api import load_library
+from cnndsl.backends.triton.plan import plan_launch
 from cnndsl.diagnostics import CompileError
 from cnndsl.ir.graph import dumps
 from cnndsl.tools.options import add_common_options, compile_for
@@ -94,8 +95,6 @@ def _write(text: str, path: str | None) -> None:
 def cmd_compile(args: argparse.Namespace) -> int:
     net = compile_for(args, args.file)
     if getattr(args, "backend", "torch") == "triton":
-        from cnndsl.backends.triton.plan import plan_launch
-
         if args.emit == "torch":
             print("cnndsl compile: error: --emit torch is the torch backend's output; drop --backend triton",
                   file=sys.stderr)

@@ -1,10 +1,16 @@
 """What the kernel tests share: NHWC/NCHW permutes, seeded inputs, dtype rounding and the
 tolerance check against an fp32 reference."""
 
+import inspect
+import os
+from collections.abc import Iterable
+from typing import Any
+
 import pytest
 import torch
 
 from cnndsl.backends.triton import _common
+from cnndsl.backends.triton.conv import _conv_igemm_kernel
 
 TOL = {torch.float32: 1e-4, torch.float16: 2e-2, torch.bfloat16: 6e-2}
 DTYPES = [torch.float32, torch.float16]
@@ -47,7 +53,17 @@ def q(t, dtype):
 @pytest.fixture
 def interpreted():
     """The kernel tests run on CPU tensors under TRITON_INTERPRET=1 (conftest.py sets it)."""
-    from cnndsl.backends.triton.conv import _conv_igemm_kernel
-
     if not _common.is_interpreted(_conv_igemm_kernel):
         pytest.skip("these tests run the kernels under TRITON_INTERPRET=1 (set by conftest.py)")
+
+
+def interpret_env() -> bool:
+    """Whether ``TRITON_INTERPRET`` is set in the environment now."""
+    return os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "on", "yes")
+
+
+def missing_constexprs(kernel: Any, constexprs: Iterable[str]) -> list[str]:
+    """Names of `kernel`'s constexpr parameters that `constexprs` leaves out (for the spec tests)."""
+    params = inspect.signature(getattr(kernel, "fn", kernel)).parameters
+    wanted = [n for n, p in params.items() if "constexpr" in str(p.annotation)]
+    return [n for n in wanted if n not in set(constexprs)]

@@ -6,6 +6,7 @@ with TRITON_INTERPRET unset (`python -m cnndsl.backends.triton._aot`), because u
 interpreter `@triton.jit` yields objects `triton.compile` cannot take. Numerics: test_triton_kernels.py.
 """
 
+import importlib
 import json
 import os
 import subprocess
@@ -16,7 +17,9 @@ import pytest
 
 pytest.importorskip("triton")
 
-from cnndsl.backends.triton import _common  # noqa: E402
+from cnndsl.backends.triton import _aot, _common  # noqa: E402
+from cnndsl.backends.triton import lrn as lrn_mod  # noqa: E402
+from tests.kernel_checks import missing_constexprs  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,8 +30,6 @@ def test_interpreted_kernels_cannot_be_aot_compiled():
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
-
-    from cnndsl.backends.triton import lrn as lrn_mod
 
     kernel, sig, cst = lrn_mod.compile_specs("fp16")[0]
     assert _common.is_interpreted(kernel)
@@ -61,11 +62,7 @@ def test_compiles_for_sm80_and_sm90(aot_results, kernel):
 def test_compile_specs_are_complete():
     """Every constexpr of every kernel has a value in its compile spec (a missing one would be compiled
     as a runtime argument by mistake)."""
-    import importlib
-
-    from cnndsl.backends.triton import _aot
-
     for name in _aot.MODULES:
         for kernel, sig, cst in importlib.import_module(f"cnndsl.backends.triton.{name}").compile_specs("fp16"):
-            assert not _common.missing_constexprs(kernel, cst), (kernel, _common.missing_constexprs(kernel, cst))
+            assert not missing_constexprs(kernel, cst), (kernel, missing_constexprs(kernel, cst))
             assert set(sig) == set(kernel.arg_names)

@@ -15,13 +15,17 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("triton")
 F = torch.nn.functional
 
-from cnndsl.backends.triton import _common  # noqa: E402
+from cnndsl.backends.torch.layers import zeropad_shortcut  # noqa: E402
+from cnndsl.backends.triton import _common, conv, gemm  # noqa: E402
+from cnndsl.backends.triton import softmax as sm  # noqa: E402
 from cnndsl.backends.triton.conv import conv2d, pack_conv_weight  # noqa: E402
+from cnndsl.backends.triton.epilogue import Act, Epilogue, Prologue, Route  # noqa: E402
 from cnndsl.backends.triton.gemm import linear  # noqa: E402
 from cnndsl.backends.triton.lrn import local_response_norm  # noqa: E402
 from cnndsl.backends.triton.pool import global_pool2d, pool2d  # noqa: E402
 from cnndsl.backends.triton.rbf import euclidean_rbf  # noqa: E402
 from cnndsl.backends.triton.softmax import softmax_lastdim  # noqa: E402
+from cnndsl.ir.ops.conv import resolve_padding  # noqa: E402
 from tests.activation_refs import cases, reference, slots  # noqa: E402
 from tests.kernel_checks import DTYPES, close, interpreted, nchw, nhwc, q, rnd  # noqa: E402, F401 (interpreted: a fixture)
 
@@ -31,6 +35,9 @@ pytestmark = pytest.mark.usefixtures("interpreted")
 # --------------------------------------------------------------------------------------------
 # Convolution
 # --------------------------------------------------------------------------------------------
+
+# The IR resolves `same` before a graph reaches the backend: the kernels see its explicit (ph, pw).
+IR_SAME = resolve_padding({"pad": "same", "kernel": (1, 5), "dilation": (2, 2)}, "conv")["pad"]
 
 # (id, N, C_in, H, W, C_out, kernel, stride, padding, dilation, groups, path)
 CONV_CASES = [
@@ -44,10 +51,8 @@ CONV_CASES = [
     ("7x1", 1, 6, 9, 5, 7, (7, 1), 1, (3, 0), 1, 1, "auto"),
     ("11x11-s4", 1, 3, 13, 15, 5, 11, 4, 2, 1, 1, "auto"),
     ("3x3-dil2", 1, 5, 9, 8, 6, 3, 1, 2, 2, 1, "auto"),
-    ("same-s2-asym", 1, 4, 8, 9, 5, 3, 2, "same", 1, 1, "auto"),
-    ("same-even-k", 1, 4, 6, 7, 5, 4, 1, "same", 1, 1, "auto"),
-    ("same-dil2", 1, 4, 7, 6, 5, 3, 1, "same", 2, 1, "auto"),
-    ("4-pad", 1, 4, 6, 7, 5, 3, (2, 1), (1, 2, 0, 1), 1, 1, "auto"),
+    ("ir-same-1x5-dil2", 1, 4, 7, 9, 5, (1, 5), 1, IR_SAME, 2, 1, "auto"),
+    ("pad-pair-s21", 1, 4, 6, 7, 5, 3, (2, 1), (1, 2), 1, 1, "auto"),
     ("groups2-igemm", 1, 6, 7, 7, 12, 3, 1, 1, 1, 2, "igemm"),
     ("groups2-direct", 1, 6, 7, 7, 12, 3, 2, 1, 1, 2, "auto"),
     ("depthwise", 2, 8, 7, 6, 8, 3, 1, 1, 1, 8, "auto"),
@@ -56,19 +61,8 @@ CONV_CASES = [
 ]
 
 
-def _torch_padding(padding, h, w, k, s, d):
-    """The (left, right, top, bottom) F.pad arguments equivalent to the kernels' padding spec."""
-    from cnndsl.backends.triton.conv import resolve_padding
-
-    kk = (k, k) if isinstance(k, int) else k
-    ss = (s, s) if isinstance(s, int) else s
-    t, b, left, r = resolve_padding(padding, (h, w), kk, ss, (d, d))
-    return left, r, t, b
-
-
 def conv_reference(x, w, b, stride, padding, dilation, groups):
-    pads = _torch_padding(padding, x.shape[2], x.shape[3], w.shape[2:], stride, dilation)
-    return F.conv2d(F.pad(x, pads), w, b, stride=stride, dilation=dilation, groups=groups)
+    return F.conv2d(x, w, b, stride=stride, padding=padding, dilation=dilation, groups=groups)
 
 
 def conv_operands(n, cin, h, w, cout, k, groups, seed=0):
@@ -79,17 +73,16 @@ def conv_operands(n, cin, h, w, cout, k, groups, seed=0):
     return x, wt, bias
 
 
-@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")
 @pytest.mark.parametrize("dtype", DTYPES, ids=["fp32", "fp16"])
 @pytest.mark.parametrize("case", CONV_CASES, ids=[c[0] for c in CONV_CASES])
 def test_conv(case, dtype):
     _, n, cin, h, w, cout, k, s, p, d, g, path = case
     x, wt, bias = conv_operands(n, cin, h, w, cout, k, g)
     ref = conv_reference(q(x, dtype), q(wt, dtype), bias, s, p, d, g)
-    if p == "same" and s == 1:  # our "same" is PyTorch's where PyTorch has one
+    if p == IR_SAME:  # the IR's `same` is PyTorch's (stride 1)
         close(F.conv2d(q(x, dtype), q(wt, dtype), bias, padding="same", dilation=d, groups=g), ref, torch.float32)
-    got = conv2d(nhwc(x).to(dtype), pack_conv_weight(wt).to(dtype), bias, stride=s, padding=p, dilation=d,
-                 groups=g, path=path)
+    got = conv2d(nhwc(x).to(dtype), pack_conv_weight(wt).to(dtype), Epilogue(bias=bias), stride=s, padding=p,
+                 dilation=d, groups=g, path=path)
     assert got.dtype == dtype
     close(nchw(got), ref, dtype)
 
@@ -105,7 +98,8 @@ def test_conv_multi_tile(path):
            "direct": dict(BLOCK_M=16, BLOCK_N=16),
            "gemm": dict(BLOCK_M=16, BLOCK_N=16, BLOCK_K=16, GROUP_M=2)}[path]
     ref = conv_reference(x, wt, bias, 1, k // 2, 1, groups)
-    got = conv2d(nhwc(x), pack_conv_weight(wt), bias, padding=k // 2, groups=groups, path=path, config=cfg)
+    got = conv2d(nhwc(x), pack_conv_weight(wt), Epilogue(bias=bias), padding=k // 2, groups=groups, path=path,
+                 config=cfg)
     close(nchw(got), ref, torch.float32)
 
 
@@ -115,23 +109,24 @@ PATHS = {"igemm": (3, 1, 1), "direct": (3, 1, 2), "gemm": (1, 0, 1)}  # kernel, 
 
 
 def slot(kind, name, params):
-    """Keyword arguments putting activation `name` with its (a, s) into epilogue slot `kind`
-    ("act": before the residual, "post": after it, "gate": the paired highway gate)."""
-    return {"act" if kind == "act" else f"{kind}_act": name, **{f"{kind}_{k}": v for k, v in params.items()}}
+    """Epilogue fields putting activation `name` with its (a, s) into slot `kind` ("act": before
+    the residual, "post": after it, "gate": the paired highway gate)."""
+    return {kind: Act(name, **params)}
 
 
 @pytest.mark.parametrize("path", list(PATHS))
 @pytest.mark.parametrize("act", ACTS, ids=[f"{a[0]}{i}" for i, a in enumerate(ACTS)])
 def test_conv_activation(act, path):
-    """Each activation in the act slot (before the residual) and in the post_act slot (after it)."""
+    """Each activation in the act slot (before the residual) and in the post slot (after it)."""
     name, params, fn = act
     k, p, g = PATHS[path]
     x, wt, bias = conv_operands(1, 6, 5, 6, 10, k, g, seed=3)
     z = conv_reference(x, wt, bias, 1, p, 1, g)
-    got = conv2d(nhwc(x), pack_conv_weight(wt), bias, padding=p, groups=g, path=path, **slot("act", name, params))
+    got = conv2d(nhwc(x), pack_conv_weight(wt), Epilogue(bias=bias, **slot("act", name, params)), padding=p,
+                 groups=g, path=path)
     close(nchw(got), fn(z), torch.float32)
-    got = conv2d(nhwc(x), pack_conv_weight(wt), bias, padding=p, groups=g, path=path, scale=0.5,
-                 **slot("post", name, params))
+    got = conv2d(nhwc(x), pack_conv_weight(wt), Epilogue(bias=bias, scale=0.5, **slot("post", name, params)),
+                 padding=p, groups=g, path=path)
     close(nchw(got), fn(0.5 * z), torch.float32)
 
 
@@ -144,40 +139,29 @@ def test_conv_residual_epilogues(path, dtype):
     res = rnd(2, 10, 5, 6, seed=9)
     conv = conv_reference(q(x, dtype), q(wt, dtype), bias, 1, p, 1, g)
     r = q(res, dtype)
-    args = (nhwc(x).to(dtype), pack_conv_weight(wt).to(dtype), bias)
-    kw = dict(padding=p, groups=g, path=path, residual=nhwc(res).to(dtype))
-    close(nchw(conv2d(*args, post_act="relu", **kw)), torch.relu(conv + r), dtype)
-    close(nchw(conv2d(*args, post_act="relu", scale=0.17, **kw)), torch.relu(0.17 * conv + r), dtype)
-    close(nchw(conv2d(*args, act="relu", **kw)), torch.relu(conv) + r, dtype)
-    both = conv2d(*args, act="stanh", act_a=1.5, act_s=0.5, post_act="stanh", post_a=0.7, post_s=2.0, scale=0.3, **kw)
-    close(nchw(both), 0.7 * torch.tanh(2.0 * (0.3 * 1.5 * torch.tanh(0.5 * conv) + r)), dtype)
-    close(nchw(conv2d(*args, scale=-2.0, **kw)), -2.0 * conv + r, dtype)
+    xd, wd, rd = nhwc(x).to(dtype), pack_conv_weight(wt).to(dtype), nhwc(res).to(dtype)
 
+    def run(**epilogue):
+        return nchw(conv2d(xd, wd, Epilogue(bias=bias, residual=rd, **epilogue), padding=p, groups=g, path=path))
 
-@pytest.mark.parametrize("path", list(PATHS))
-def test_conv_highway(path):
-    k, p, g = PATHS[path]
-    x, wt, bias = conv_operands(1, 6, 5, 6, 6, k, g, seed=7)
-    h_in, carry = rnd(1, 6, 5, 6, seed=11), rnd(1, 6, 5, 6, seed=12)
-    gate = torch.sigmoid(conv_reference(x, wt, bias, 1, p, 1, g))
-    ref = h_in * gate + carry * (1 - gate)
-    got = conv2d(nhwc(x), pack_conv_weight(wt), bias, padding=p, groups=g, path=path, post_act="sigmoid",
-                 highway=(nhwc(h_in), nhwc(carry)))
-    close(nchw(got), ref, torch.float32)
+    close(run(post=Act("relu")), torch.relu(conv + r), dtype)
+    close(run(post=Act("relu"), scale=0.17), torch.relu(0.17 * conv + r), dtype)
+    close(run(act=Act("relu")), torch.relu(conv) + r, dtype)
+    both = run(act=Act("stanh", 1.5, 0.5), post=Act("stanh", 0.7, 2.0), scale=0.3)
+    close(both, 0.7 * torch.tanh(2.0 * (0.3 * 1.5 * torch.tanh(0.5 * conv) + r)), dtype)
+    close(run(scale=-2.0), -2.0 * conv + r, dtype)
 
 
 @pytest.mark.parametrize("path", ["igemm", "direct"])
 @pytest.mark.parametrize("res_stride,res_hw,res_c", [(1, (5, 6), 7), (2, (9, 11), 10), (2, (10, 12), 4)])
 def test_conv_zeropad_residual(path, res_stride, res_hw, res_c):
     """ResNet option-A shortcut fused: the residual subsampled by res_stride, missing channels zero."""
-    from cnndsl.backends.torch.layers import zeropad_shortcut
-
     g = 2 if path == "direct" else 1
     x, wt, bias = conv_operands(1, 6, 5, 6, 10, 3, g, seed=40)
     r = rnd(1, res_c, *res_hw, seed=41)
     ref = torch.relu(conv_reference(x, wt, bias, 1, 1, 1, g) + zeropad_shortcut(r, 10, res_stride, res_stride))
-    got = conv2d(nhwc(x), pack_conv_weight(wt), bias, padding=1, groups=g, path=path, residual=nhwc(r),
-                 res_stride=res_stride, post_act="relu")
+    ep = Epilogue(bias=bias, residual=nhwc(r), res_stride=(res_stride, res_stride), post=Act("relu"))
+    got = conv2d(nhwc(x), pack_conv_weight(wt), ep, padding=1, groups=g, path=path)
     close(nchw(got), ref, torch.float32)
 
 
@@ -191,8 +175,8 @@ def test_conv_highway_pair(path, k, dtype):
     h, t = torch.relu(z[:, :c]), torch.sigmoid(z[:, c:])
     ref = h * t + q(x, dtype) * (1 - t)
     xh = nhwc(x).to(dtype)
-    got = conv2d(xh, pack_conv_weight(wt).to(dtype), bias, padding=k // 2, act="relu", highway_carry=xh, path=path,
-                 config=None if dtype == torch.float32 else dict(BLOCK_M=16, BLOCK_N=16, BLOCK_K=16, GROUP_M=1))
+    got = conv2d(xh, pack_conv_weight(wt).to(dtype), Epilogue(bias=bias, act=Act("relu"), carry=xh), padding=k // 2,
+                 path=path, config=None if dtype == torch.float32 else dict(BLOCK_M=16, BLOCK_N=16, BLOCK_K=16, GROUP_M=1))
     assert got.shape == (2, 5, 6, c)
     close(nchw(got), ref, dtype)
 
@@ -201,10 +185,10 @@ def test_linear_highway_pair():
     x, w, b = rnd(3, 8, seed=1), rnd(16, 8, seed=2) / 8 ** 0.5, rnd(16, seed=3)
     z = F.linear(x, w, b)
     h, t = 1.7 * torch.tanh(0.6 * z[:, :8]), torch.sigmoid(z[:, 8:])
-    got = linear(x, w, b, act="stanh", act_a=1.7, act_s=0.6, highway_carry=x)
+    got = linear(x, w, Epilogue(bias=b, act=Act("stanh", 1.7, 0.6), carry=x))
     close(got, h * t + x * (1 - t), torch.float32)
-    with pytest.raises(ValueError, match="either"):
-        linear(x, w, b, highway=(x, x), highway_carry=x)
+    with pytest.raises(ValueError, match="2·N rows"):
+        linear(x, w[:15], Epilogue(bias=b[:15], carry=x))
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["fp32", "fp16"])
@@ -219,8 +203,8 @@ def test_conv_concat_slices(dtype):
     for i, (k, p, g, cout, path) in enumerate(branches):
         _, wt, bias = conv_operands(n, cin, h, w, cout, k, g, seed=20 + i)
         refs.append(torch.relu(conv_reference(q(x, dtype), q(wt, dtype), bias, 1, p, 1, g)))
-        view = conv2d(nhwc(x).to(dtype), pack_conv_weight(wt).to(dtype), bias, padding=p, groups=g, act="relu",
-                      out=buf, c_offset=off, path=path)
+        view = conv2d(nhwc(x).to(dtype), pack_conv_weight(wt).to(dtype),
+                      Epilogue(bias=bias, act=Act("relu"), out=buf, c_offset=off), padding=p, groups=g, path=path)
         assert view.data_ptr() == buf[..., off:].data_ptr() and view.shape[-1] == cout
         off += cout
     close(nchw(buf[..., 1:-1]), torch.cat(refs, 1), dtype)
@@ -238,8 +222,8 @@ def test_conv_route_sends_a_channel_range_elsewhere(path, lo, hi, dtype):
     own = torch.full((n, h, w, cout), 7.0, dtype=dtype)
     cat = torch.full((n, h, w, 13), 5.0, dtype=dtype)
     config = dict(BLOCK_M=16, BLOCK_N=16, BLOCK_K=16, GROUP_M=2) if path != "direct" else dict(BLOCK_M=16, BLOCK_N=16)
-    conv2d(nhwc(x).to(dtype), pack_conv_weight(wt).to(dtype), bias, act="relu", out=own, route=(lo, hi, cat, 2),
-           path=path, config=config)
+    conv2d(nhwc(x).to(dtype), pack_conv_weight(wt).to(dtype),
+           Epilogue(bias=bias, act=Act("relu"), out=own, route=Route(lo, hi, cat, 2)), path=path, config=config)
     keep = [c for c in range(cout) if not lo <= c < hi]
     close(own[..., keep], ref[..., keep], dtype)
     assert (own[..., lo:hi] == 7).all()
@@ -248,54 +232,54 @@ def test_conv_route_sends_a_channel_range_elsewhere(path, lo, hi, dtype):
     xl = rnd(3, 6, seed=41)
     wl = rnd(5, 6, seed=42)
     cat2 = torch.zeros(3, 9)
-    out2 = linear(xl, wl, out=torch.zeros(3, 5), route=(1, 3, cat2, 6))
+    out2 = linear(xl, wl, Epilogue(out=torch.zeros(3, 5), route=Route(1, 3, cat2, 6)))
     refl = xl @ wl.t()
     close(cat2[:, 6:8], refl[:, 1:3], torch.float32)
     close(out2[:, [0, 3, 4]], refl[:, [0, 3, 4]], torch.float32)
     with pytest.raises(ValueError, match="route: channel range"):
-        conv2d(nhwc(x), pack_conv_weight(wt), route=(4, 12, cat, 0))
+        conv2d(nhwc(x), pack_conv_weight(wt), Epilogue(route=Route(4, 12, cat, 0)))
     with pytest.raises(ValueError, match="route: channel slice"):
-        conv2d(nhwc(x), pack_conv_weight(wt), route=(0, 4, cat, 11))
+        conv2d(nhwc(x), pack_conv_weight(wt), Epilogue(route=Route(0, 4, cat, 11)))
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["fp32", "fp16"])
 @pytest.mark.parametrize("k,stride,groups,act", [(3, 1, 1, "relu"), (1, 2, 1, "relu"), (3, 2, 2, "stanh"),
                                                  (1, 1, 1, "none")])
 def test_conv_prologue_is_a_pre_activation(k, stride, groups, act, dtype):
-    """pre=(s, t): the conv of pre_act(x·s + t), the zero padding applied after the prologue."""
+    """Prologue(s, t, act): the conv of act(x·s + t), the zero padding applied after the prologue."""
     n, cin, h, w, cout = 2, 6, 7, 5, 8
     x, wt, bias = conv_operands(n, cin, h, w, cout, k, groups, seed=50)
     s, t = rnd(cin, seed=51).abs() + 0.5, rnd(cin, seed=52)
     xa = q(x, dtype) * s[:, None, None] + t[:, None, None]
     xa = {"relu": torch.relu, "none": lambda v: v, "stanh": lambda v: 1.5 * torch.tanh(0.5 * v)}[act](xa)
     ref = conv_reference(q(xa, dtype), q(wt, dtype), bias, stride, k // 2, 1, groups)
-    got = conv2d(nhwc(x).to(dtype), pack_conv_weight(wt).to(dtype), bias, stride=stride, padding=k // 2,
-                 groups=groups, pre=(s, t), pre_act=act, pre_a=1.5, pre_s=0.5,
+    got = conv2d(nhwc(x).to(dtype), pack_conv_weight(wt).to(dtype), Epilogue(bias=bias), stride=stride,
+                 padding=k // 2, groups=groups, prologue=Prologue(s, t, Act(act, 1.5, 0.5)),
                  config=dict(BLOCK_M=16, BLOCK_N=16, BLOCK_K=16, GROUP_M=2))
     close(nchw(got), ref, dtype)
     with pytest.raises(ValueError, match="igemm path only"):
-        conv2d(nhwc(x), pack_conv_weight(wt), padding=k // 2, groups=groups, pre=(s, t), path="gemm")
-    with pytest.raises(ValueError, match="pre scale"):
-        conv2d(nhwc(x), pack_conv_weight(wt), padding=k // 2, groups=groups, pre=(s[:3], t))
+        conv2d(nhwc(x), pack_conv_weight(wt), padding=k // 2, groups=groups, prologue=Prologue(s, t), path="gemm")
+    with pytest.raises(ValueError, match="prologue scale"):
+        conv2d(nhwc(x), pack_conv_weight(wt), padding=k // 2, groups=groups, prologue=Prologue(s[:3], t))
 
 
 @pytest.mark.parametrize("path", ["gemm", "igemm", "direct", "linear"])
 def test_post_norm_after_the_residual(path):
-    """post_norm=(s, t): post_act((conv(x) + b + r)·s + t): a bn and relu after a fused add."""
+    """post_norm=(s, t): post((conv(x) + b + r)·s + t): a bn and relu after a fused add."""
     n, cin, h, w, cout = 2, 4, 5, 3, 6
     x, wt, bias = conv_operands(n, cin, h, w, cout, 1, 1, seed=60)
     r = nhwc(rnd(n, cout, h, w, seed=61))
     s, t = rnd(cout, seed=62).abs() + 0.5, rnd(cout, seed=63)
     ref = torch.relu((nhwc(conv_reference(x, wt, bias, 1, 0, 1, 1)) + r) * s + t)
     if path == "linear":
-        got = linear(nhwc(x).reshape(-1, cin), wt.view(cout, cin), bias, residual=r.reshape(-1, cout),
-                     post_norm=(s, t), post_act="relu").view(n, h, w, cout)
+        ep = Epilogue(bias=bias, residual=r.reshape(-1, cout), post_norm=(s, t), post=Act("relu"))
+        got = linear(nhwc(x).reshape(-1, cin), wt.view(cout, cin), ep).view(n, h, w, cout)
     else:
-        got = conv2d(nhwc(x), pack_conv_weight(wt), bias, residual=r, post_norm=(s, t), post_act="relu", path=path,
-                     config=dict(BLOCK_M=16, BLOCK_N=16) if path == "direct" else None)
+        got = conv2d(nhwc(x), pack_conv_weight(wt), Epilogue(bias=bias, residual=r, post_norm=(s, t), post=Act("relu")),
+                     path=path, config=dict(BLOCK_M=16, BLOCK_N=16) if path == "direct" else None)
     close(got, ref, torch.float32)
     with pytest.raises(ValueError, match="post_norm scale"):
-        conv2d(nhwc(x), pack_conv_weight(wt), post_norm=(s[:2], t))
+        conv2d(nhwc(x), pack_conv_weight(wt), Epilogue(post_norm=(s[:2], t)))
 
 
 def test_conv_strided_operands():
@@ -307,11 +291,12 @@ def test_conv_strided_operands():
     _, wt, bias = conv_operands(2, 6, 6, 5, 10, 3, 1, seed=4)
     ref = torch.relu(conv_reference(nchw(x), wt, bias, 1, 1, 1, 1) + nchw(res))
     out = torch.zeros(2, 6, 5, 13)
-    conv2d(x, pack_conv_weight(wt), bias, padding=1, post_act="relu", residual=res, out=out, c_offset=3)
+    conv2d(x, pack_conv_weight(wt), Epilogue(bias=bias, post=Act("relu"), residual=res, out=out, c_offset=3), padding=1)
     close(nchw(out[..., 3:]), ref, torch.float32)
     # the 1x1 fast path with a strided input falls back or views it as a matrix, either way correct
     _, w1, b1 = conv_operands(2, 6, 6, 5, 4, 1, 1, seed=5)
-    close(nchw(conv2d(x, pack_conv_weight(w1), b1)), conv_reference(nchw(x), w1, b1, 1, 0, 1, 1), torch.float32)
+    close(nchw(conv2d(x, pack_conv_weight(w1), Epilogue(bias=b1))), conv_reference(nchw(x), w1, b1, 1, 0, 1, 1),
+          torch.float32)
 
 
 def test_conv_in_place_and_dense_buffers():
@@ -320,28 +305,22 @@ def test_conv_in_place_and_dense_buffers():
     x, wt, bias = conv_operands(1, 6, 5, 5, 6, 3, 1, seed=30)
     res = nhwc(rnd(1, 6, 5, 5, seed=31))
     ref = torch.relu(conv_reference(x, wt, bias, 1, 1, 1, 1) + nchw(res))
-    got = conv2d(nhwc(x), pack_conv_weight(wt), bias, padding=1, post_act="relu", residual=res, out=res)
+    got = conv2d(nhwc(x), pack_conv_weight(wt), Epilogue(bias=bias, post=Act("relu"), residual=res, out=res), padding=1)
     assert got.data_ptr() == res.data_ptr()
     close(nchw(res), ref, torch.float32)
     buf = torch.zeros(1, 5, 5, 10)
     buf[..., :6] = nhwc(x)
     _, w4, b4 = conv_operands(1, 6, 5, 5, 4, 3, 1, seed=32)
-    conv2d(buf[..., :6], pack_conv_weight(w4), b4, padding=1, out=buf, c_offset=6)
+    conv2d(buf[..., :6], pack_conv_weight(w4), Epilogue(bias=b4, out=buf, c_offset=6), padding=1)
     close(nchw(buf[..., 6:]), conv_reference(x, w4, b4, 1, 1, 1, 1), torch.float32)
     close(nchw(buf[..., :6]), x, torch.float32)
     with pytest.raises(ValueError, match="overlaps x"):
-        conv2d(buf[..., :6], pack_conv_weight(w4), b4, padding=1, out=buf, c_offset=4)
+        conv2d(buf[..., :6], pack_conv_weight(w4), Epilogue(bias=b4, out=buf, c_offset=4), padding=1)
     _, w1, b1 = conv_operands(1, 6, 5, 5, 4, 1, 1, seed=33)  # the 1x1 GEMM path checks too
-    conv2d(buf[..., :6], pack_conv_weight(w1), b1, out=buf, c_offset=6)
+    conv2d(buf[..., :6], pack_conv_weight(w1), Epilogue(bias=b1, out=buf, c_offset=6))
     close(nchw(buf[..., 6:]), conv_reference(x, w1, b1, 1, 0, 1, 1), torch.float32)
     with pytest.raises(ValueError, match="overlaps x"):
-        conv2d(buf[..., :6], pack_conv_weight(w1), b1, out=buf, c_offset=5)
-
-
-def test_conv_tf32_flag_ignored_by_interpreter():
-    x, wt, bias = conv_operands(1, 4, 5, 5, 6, 3, 1)
-    got = conv2d(nhwc(x), pack_conv_weight(wt), bias, padding=1, allow_tf32=True)
-    close(nchw(got), conv_reference(x, wt, bias, 1, 1, 1, 1), torch.float32)
+        conv2d(buf[..., :6], pack_conv_weight(w1), Epilogue(bias=b1, out=buf, c_offset=5))
 
 
 def test_conv_rejects_bad_operands():
@@ -354,15 +333,18 @@ def test_conv_rejects_bad_operands():
     with pytest.raises(ValueError, match="groups"):
         conv2d(xh, wp, groups=4)
     with pytest.raises(ValueError, match="residual"):
-        conv2d(xh, wp, padding=1, residual=torch.zeros(1, 4, 5, 4))
+        conv2d(xh, wp, Epilogue(residual=torch.zeros(1, 4, 5, 4)), padding=1)
     with pytest.raises(ValueError, match="residual"):
-        conv2d(xh, wp, padding=1, residual=torch.zeros(1, 5, 5, 5))  # more channels than the output
+        conv2d(xh, wp, Epilogue(residual=torch.zeros(1, 5, 5, 5)), padding=1)  # more channels than the output
     with pytest.raises(ValueError, match="exceeds"):
-        conv2d(xh, wp, padding=1, out=torch.zeros(1, 5, 5, 6), c_offset=3)
+        conv2d(xh, wp, Epilogue(out=torch.zeros(1, 5, 5, 6), c_offset=3), padding=1)
     with pytest.raises(ValueError, match="activation"):
-        conv2d(xh, wp, act="gelu")
+        conv2d(xh, wp, Epilogue(act=Act("gelu")))
     with pytest.raises(TypeError, match="not supported"):
         conv2d(xh.double(), wp.double())
+    for padding in ("same", (1, 1, 0, 0)):  # only the IR resolves `same`; its pads are (h, w) pairs
+        with pytest.raises(ValueError, match=r"padding: expected an int or an \(h, w\) pair"):
+            conv2d(xh, wp, padding=padding)
 
 
 # --------------------------------------------------------------------------------------------
@@ -376,26 +358,26 @@ def test_linear(m, k, n, bias, dtype):
     x, w = rnd(m, k, seed=1), rnd(n, k, seed=2) / k ** 0.5
     b = rnd(n, seed=3) if bias else None
     ref = F.linear(q(x, dtype), q(w, dtype), b)
-    close(linear(x.to(dtype), w.to(dtype), b), ref, dtype)
+    close(linear(x.to(dtype), w.to(dtype), Epilogue(bias=b)), ref, dtype)
     # multi-tile, and the weight given as a transposed view of a packed [K, N] matrix
     wt = w.t().contiguous().to(dtype).t()
-    close(linear(x.to(dtype), wt, b, config=dict(BLOCK_M=16, BLOCK_N=16, BLOCK_K=16, GROUP_M=1)), ref, dtype)
+    close(linear(x.to(dtype), wt, Epilogue(bias=b), config=dict(BLOCK_M=16, BLOCK_N=16, BLOCK_K=16, GROUP_M=1)), ref,
+          dtype)
 
 
 def test_linear_epilogues():
     x, w, b = rnd(4, 12, seed=1), rnd(9, 12, seed=2) / 12 ** 0.5, rnd(9, seed=3)
     z = F.linear(x, w, b)
-    res, h_in, carry = rnd(4, 9, seed=4), rnd(4, 9, seed=5), rnd(4, 9, seed=6)
+    res = rnd(4, 9, seed=4)
     for name, params, fn in ACTS:
-        close(linear(x, w, b, **slot("act", name, params)), fn(z), torch.float32)
-        close(linear(x, w, b, **slot("post", name, params)), fn(z), torch.float32)
-        gate = linear(x, torch.cat([w, w]), torch.cat([b, b]), highway_carry=res, **slot("gate", name, params))
+        close(linear(x, w, Epilogue(bias=b, **slot("act", name, params))), fn(z), torch.float32)
+        close(linear(x, w, Epilogue(bias=b, **slot("post", name, params))), fn(z), torch.float32)
+        gate = linear(x, torch.cat([w, w]), Epilogue(bias=torch.cat([b, b]), carry=res, **slot("gate", name, params)))
         close(gate, z * fn(z) + res * (1 - fn(z)), torch.float32)
-    close(linear(x, w, b, post_act="relu", scale=0.3, residual=res), torch.relu(0.3 * z + res), torch.float32)
-    t = torch.sigmoid(z)
-    close(linear(x, w, b, post_act="sigmoid", highway=(h_in, carry)), h_in * t + carry * (1 - t), torch.float32)
+    close(linear(x, w, Epilogue(bias=b, post=Act("relu"), scale=0.3, residual=res)), torch.relu(0.3 * z + res),
+          torch.float32)
     buf = torch.zeros(4, 15)
-    linear(x, w, b, act="tanh", out=buf, c_offset=4)
+    linear(x, w, Epilogue(bias=b, act=Act("tanh"), out=buf, c_offset=4))
     close(buf[:, 4:13], torch.tanh(z), torch.float32)
     assert (buf[:, :4] == 0).all() and (buf[:, 13:] == 0).all()
     with pytest.raises(ValueError, match="weight"):
@@ -415,16 +397,17 @@ def test_bf16_inputs():
     res = rnd(1, 8, 6, 5, seed=13)
     ref = torch.relu(conv_reference(q(x, bf), q(wt, bf), bias, 1, 1, 1, 1) + q(res, bf))
     for path in ("igemm", "direct"):
-        got = conv2d(xb, wb, bias, padding=1, post_act="relu", residual=nhwc(res).to(bf), path=path)
+        got = conv2d(xb, wb, Epilogue(bias=bias, post=Act("relu"), residual=nhwc(res).to(bf)), padding=1, path=path)
         assert got.dtype == bf
         close(nchw(got), ref, bf)
     _, w1, b1 = conv_operands(1, 6, 6, 5, 8, 1, 1, seed=14)
-    close(nchw(conv2d(xb, pack_conv_weight(w1).to(bf), b1)), conv_reference(q(x, bf), q(w1, bf), b1, 1, 0, 1, 1), bf)
+    close(nchw(conv2d(xb, pack_conv_weight(w1).to(bf), Epilogue(bias=b1))),
+          conv_reference(q(x, bf), q(w1, bf), b1, 1, 0, 1, 1), bf)
     dw_x, dw_w, dw_b = conv_operands(1, 6, 6, 5, 6, 3, 6, seed=15)
-    close(nchw(conv2d(nhwc(dw_x).to(bf), pack_conv_weight(dw_w).to(bf), dw_b, padding=1, groups=6)),
+    close(nchw(conv2d(nhwc(dw_x).to(bf), pack_conv_weight(dw_w).to(bf), Epilogue(bias=dw_b), padding=1, groups=6)),
           conv_reference(q(dw_x, bf), q(dw_w, bf), dw_b, 1, 1, 1, 6), bf)
     a, w = rnd(3, 20, seed=16), rnd(7, 20, seed=17) / 20 ** 0.5
-    close(linear(a.to(bf), w.to(bf), act="sigmoid"), torch.sigmoid(F.linear(q(a, bf), q(w, bf))), bf)
+    close(linear(a.to(bf), w.to(bf), Epilogue(act=Act("sigmoid"))), torch.sigmoid(F.linear(q(a, bf), q(w, bf))), bf)
     close(nchw(pool2d(xb, "max", 3, 2, 1)), F.max_pool2d(q(x, bf), 3, 2, 1), bf)
     close(nchw(pool2d(xb, "avg", 3, 2, 1, ceil_mode=True)), F.avg_pool2d(q(x, bf), 3, 2, 1, ceil_mode=True), bf)
     close(nchw(global_pool2d(xb)), F.adaptive_avg_pool2d(q(x, bf), 1), bf)
@@ -439,8 +422,6 @@ def test_bf16_inputs():
 
 def test_autotune_pruning_keeps_fitting_configs():
     """The GPU path's autotuners: several configs each, pruned to tiles that fit the problem."""
-    from cnndsl.backends.triton import conv, gemm
-
     for tuned in (conv._conv_igemm_tuned, conv._conv_direct_tuned, gemm._gemm_tuned):
         assert len(tuned.plain.configs) > 1 and tuned.plain.restore_value == []
         assert tuned.restoring.restore_value == ["out_ptr"]
@@ -451,8 +432,6 @@ def test_autotune_pruning_keeps_fitting_configs():
     kept = conv._conv_igemm_tuned.plain.early_config_prune(
         conv._IGEMM_CONFIGS, {"N": 1, "OH": 7, "OW": 7, "C_OUT_G": 2048, "KH": 1, "KW": 1, "C_IN_G": 512})
     assert kept and all(c.kwargs["BLOCK_M"] <= 64 for c in kept)
-    from cnndsl.backends.triton import softmax as sm
-
     kept = sm._softmax_tuned.plain.early_config_prune(sm._SOFTMAX_CONFIGS, {"M": 256, "C": 4000}, BLOCK_C=4096)
     assert kept and all(c.kwargs["BLOCK_M"] * 4096 <= 16384 for c in kept)
 
@@ -474,7 +453,7 @@ def test_launch_arguments_match_kernel_signatures(monkeypatch):
     xh = nhwc(x)
     for path, g, k in (("igemm", 1, 3), ("direct", 2, 3), ("gemm", 1, 1)):
         _, w, _ = conv_operands(1, 4, 5, 5, 4, k, g)
-        conv2d(xh, pack_conv_weight(w), bias, groups=g, path=path)
+        conv2d(xh, pack_conv_weight(w), Epilogue(bias=bias), groups=g, path=path)
     pool2d(xh, "max", 2)
     global_pool2d(xh)
     local_response_norm(xh, 3)

@@ -28,6 +28,7 @@ from tests.test_passes_zoo import networks as random_networks
 
 os.environ.setdefault("TRITON_INTERPRET", "1")
 
+from cnndsl.backends.triton import launcher  # noqa: E402
 from cnndsl.backends.triton.launcher import TritonNetwork, plan_launch, to_triton  # noqa: E402
 
 ZOO = Path(__file__).resolve().parents[1] / "zoo"
@@ -166,8 +167,7 @@ def test_hand_made_networks_fp16(name):
 
 
 def test_fusions_and_fallbacks_are_reported():
-    net = to_triton(compile_net(RESIDUALS), device="cpu", dtype=torch.float32)
-    r = net.report
+    r = plan_launch(compile_net(RESIDUALS)).report
     assert r.optimize.residual_adds_fused == 6 and r.kernel_ops["conv2d"] == 11
     assert [f[0] for f in r.fallbacks] == ["add2"]  # add @x @x: one producer twice, not fused
     assert "add2: add (torch lowering)  [<string>:11:3]" in str(r)
@@ -229,6 +229,26 @@ def test_cuda_graph_bookkeeping(monkeypatch):
     assert len(captures) == 2  # batch 2 is captured once, replayed twice
     first_got, first_want = results[0]
     assert all(rel(g, w) < 1e-3 for g, w in zip(first_got, first_want))  # not overwritten by later calls
+
+
+def test_forward_does_no_planning(monkeypatch):
+    """Every step is bound to its buffer views once per batch size: after construction a forward
+    pass reads neither the graph nor the graph helpers (taken away here), on a network with
+    eliminated, nested concats and routed slices, for new and seen batch sizes alike."""
+    for source, shape in ((CONCATS, (4, 5, 5)), (ROUTED, (3, 5, 5))):
+        graph = compile_net(source)
+        module = reference(graph)
+        net = to_triton(graph, module.state_dict(), device="cpu", dtype=torch.float32)
+        with monkeypatch.context() as m:
+            for name in ("resolve_slice", "inputs_of", "in_shapes"):
+                m.setattr(launcher, name, lambda *a, name=name: pytest.fail(f"{name} called at run time"))
+            net.graph = None
+            for batch in (2, 1, 2):
+                x = torch.randn(batch, *shape, generator=torch.Generator().manual_seed(batch))
+                with torch.no_grad():
+                    want = module(x)
+                assert rel(net(x), want) < 1e-3
+        assert sorted(net._bound) == [1, 2]
 
 
 def test_planning_needs_neither_torch_nor_triton():

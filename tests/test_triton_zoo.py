@@ -22,10 +22,9 @@ import pytest
 import torch
 
 import cnndsl
-from cnndsl.backends.triton._common import interpret_env
 from cnndsl.backends.triton.launcher import plan_launch, to_triton
 from tests.conftest import torch_reference
-from tests.kernel_checks import rel
+from tests.kernel_checks import interpret_env, rel
 
 ZOO = Path(__file__).resolve().parents[1] / "zoo"
 TOL = {torch.float32: 1e-3, torch.float16: 2e-2}

@@ -36,11 +36,6 @@ def in_shapes(graph: nx.MultiDiGraph, node: str) -> list[Shape]:
     return [graph.nodes[src]["shape"] for src in inputs_of(graph, node)]
 
 
-def op_nodes(graph: nx.MultiDiGraph) -> list[str]:
-    """Nodes in creation order, which is a topological order and the source's order."""
-    return list(graph.nodes)
-
-
 def _jsonable(value: Any) -> Any:
     if isinstance(value, tuple):
         return [_jsonable(v) for v in value]

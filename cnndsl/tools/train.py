@@ -36,7 +36,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from cnndsl.tools.data import DATASETS, DataError
+from cnndsl.tools.data import DATASETS, DataError, load
 from cnndsl.tools.options import compile_for
 
 DEFAULT_EPOCHS = 20
@@ -77,10 +77,6 @@ class TrainResult:
     losses: list[float] = field(default_factory=list)
     correct: int = 0
     total: int = 0
-
-    @property
-    def accuracy(self) -> float:
-        return self.correct / self.total if self.total else 0.0
 
 
 def _positive_int(text: str) -> int:
@@ -233,9 +229,7 @@ def _env_threads() -> int | None:
 
 
 def _train(args: argparse.Namespace, world: int, rank: int, local_rank: int, device: Any) -> TrainResult:
-    import torch
-
-    from cnndsl.tools.data import load
+    import torch  # the training run's heavy dependency, imported only when it runs
 
     main_rank = rank == 0
     ckpt = _load_checkpoint(args.resume) if args.resume else None

@@ -120,7 +120,7 @@ def map_weights(module: torch.nn.Module, source: Any, example: torch.Tensor | No
     names (a state_dict saved from a model whose layers carry the .cnn file's names but are
     registered in another order, e.g. torchvision's GoogLeNet with its auxiliary heads last).
     """
-    from cnndsl.backends.torch.weights import WeightMismatch, load_weights
+    from cnndsl.backends.torch.weights import WeightMismatch, load_weights  # imports torch: only when run
 
     orders = ["registration", "calls", "names"] if order == "auto" else [order]
     if order == "auto" and not _is_module(source):
@@ -143,7 +143,7 @@ def _load_by_name(module: torch.nn.Module, source: Any) -> list[tuple[str, str]]
     """Copy tensors of equal names (every one of the module's, each of the same shape)."""
     import torch
 
-    from cnndsl.backends.torch.weights import WeightMismatch
+    from cnndsl.backends.torch.weights import WeightMismatch  # imports torch: only when run
 
     theirs = source.state_dict() if _is_module(source) else source
     ours = {k: v for k, v in module.state_dict().items() if not k.endswith("num_batches_tracked")}
@@ -168,10 +168,10 @@ def _is_module(obj: Any) -> bool:
 
 
 def _count(obj: Any) -> int:
-    from cnndsl.backends.torch.weights import _owners, _tensors_of
+    from cnndsl.backends.torch.weights import owners, tensors_of  # imports torch: only when run
 
     if _is_module(obj):
-        return len(_tensors_of(obj, [n for n, _ in _owners(obj)]))
+        return len(tensors_of(obj, [n for n, _ in owners(obj)]))
     return sum(1 for k in obj if not k.endswith("num_batches_tracked"))
 
 

@@ -22,7 +22,7 @@ class WeightMismatch(ValueError):
     """The reference's tensors do not pair up with the module's (names and shapes given)."""
 
 
-def _owners(model: nn.Module) -> list[tuple[str, nn.Module]]:
+def owners(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """Submodules that own parameters or buffers themselves, in registration order."""
     out = []
     for name, mod in model.named_modules():
@@ -38,12 +38,12 @@ def _call_order(model: nn.Module, example: torch.Tensor) -> list[str]:
     for mod in clone.modules():  # batch statistics of a 1x1 map would fail on a small batch
         if isinstance(mod, nn.modules.batchnorm._BatchNorm):
             mod.eval()
-    owners = dict((id(m), n) for n, m in _owners(clone))
+    owner_of = dict((id(m), n) for n, m in owners(clone))
     order: list[str] = []
     handles = []
 
     def record(mod: nn.Module, args) -> None:  # noqa: ANN001
-        name = owners.get(id(mod))
+        name = owner_of.get(id(mod))
         if name is not None and name not in order:
             order.append(name)
 
@@ -55,11 +55,11 @@ def _call_order(model: nn.Module, example: torch.Tensor) -> list[str]:
     finally:
         for h in handles:
             h.remove()
-    rest = [n for n, _ in _owners(model) if n not in order]
+    rest = [n for n, _ in owners(model) if n not in order]
     return order + rest
 
 
-def _tensors_of(model: nn.Module, owner_names: list[str]) -> list[tuple[str, torch.Tensor]]:
+def tensors_of(model: nn.Module, owner_names: list[str]) -> list[tuple[str, torch.Tensor]]:
     mods = dict(model.named_modules())
     out = []
     for name in owner_names:
@@ -106,13 +106,13 @@ def load_weights(
     attempts = []
     if order in ("auto", "registration"):
         attempts.append(lambda: (
-            _tensors_of(module, [n for n, _ in _owners(module)]),
-            _tensors_of(source, [n for n, _ in _owners(source)]) if isinstance(source, nn.Module)
+            tensors_of(module, [n for n, _ in owners(module)]),
+            tensors_of(source, [n for n, _ in owners(source)]) if isinstance(source, nn.Module)
             else [(k, v) for k, v in source.items() if not k.endswith("num_batches_tracked")],
         ))
     if order in ("auto", "calls") and isinstance(source, nn.Module) and example is not None:
-        attempts.append(lambda: (_tensors_of(module, _call_order(module, example)),
-                                 _tensors_of(source, _call_order(source, example))))
+        attempts.append(lambda: (tensors_of(module, _call_order(module, example)),
+                                 tensors_of(source, _call_order(source, example))))
     if not attempts:
         raise ValueError("pairing by call order needs a reference nn.Module and an example input")
     first_error: WeightMismatch | None = None

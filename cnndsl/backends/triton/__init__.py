@@ -6,8 +6,9 @@ Importing this package does not import torch or triton; the kernel modules load 
 
 Modules: `conv` (implicit-GEMM, direct/depthwise and 1x1 convolutions), `gemm` (fully connected),
 `pool` (max/avg, global, adaptive), `lrn` (local response normalisation), `softmax`, `rbf`
-(LeNet-5's Euclidean RBF output units). Shared
-activations, epilogue and tuning helpers live in `_common`.
+(LeNet-5's Euclidean RBF output units). `epilogue` describes a conv's or fc's fused epilogue
+(`Epilogue`, `Act`, `Route`) and prologue (`Prologue`); shared activations, the epilogue's
+kernel side and tuning helpers live in `_common`; `table` says which kernel runs each IR op.
 """
 
 import importlib
@@ -22,6 +23,10 @@ _EXPORTS = {
     "softmax_lastdim": "softmax",
     "euclidean_rbf": "rbf",
     "ACTIVATIONS": "activations",
+    "Act": "epilogue",
+    "Epilogue": "epilogue",
+    "Prologue": "epilogue",
+    "Route": "epilogue",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -7,23 +7,22 @@ failure. It must run with ``TRITON_INTERPRET`` unset: under the interpreter ``@t
 """
 
 import argparse
+import importlib
 import json
 import sys
 import time
+
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
+
+from cnndsl.backends.triton._common import is_interpreted
 
 MODULES = ("conv", "gemm", "pool", "lrn", "softmax", "rbf")
 
 
 def compile_all(targets=(80, 90), dtypes=("fp16", "bf16")):
     """Yield one result dict per (kernel spec, target, dtype)."""
-    import importlib
-
-    import triton
-    from triton.backends.compiler import GPUTarget
-    from triton.compiler import ASTSource
-
-    from cnndsl.backends.triton._common import is_interpreted
-
     for mod_name in MODULES:
         mod = importlib.import_module(f"cnndsl.backends.triton.{mod_name}")
         for dtype in dtypes:

@@ -17,15 +17,16 @@ kernel with one explicit config under ``TRITON_INTERPRET=1`` (where autotuning o
 cannot run) or when the caller pins a config.
 """
 
-import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import torch
 import triton
 import triton.language as tl
+from triton.runtime.interpreter import InterpretedFunction
 
 from cnndsl.backends.triton.activations import act_code, activation
+from cnndsl.backends.triton.epilogue import Epilogue
 
 DTYPES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
 """The dtypes the kernels accept, with their Triton signature names."""
@@ -37,15 +38,8 @@ FLOAT_ARGS = frozenset({"scale", "act_a", "act_s", "post_a", "post_s", "gate_a",
 
 def is_interpreted(kernel: Any) -> bool:
     """True when `kernel` was defined under ``TRITON_INTERPRET=1`` (it runs on the CPU in numpy)."""
-    from triton.runtime.interpreter import InterpretedFunction
-
     fn = getattr(kernel, "fn", kernel)  # an Autotuner wraps the kernel in `.fn`
     return isinstance(kernel, InterpretedFunction) or isinstance(fn, InterpretedFunction)
-
-
-def interpret_env() -> bool:
-    """Whether ``TRITON_INTERPRET`` is set in the environment now."""
-    return os.environ.get("TRITON_INTERPRET", "0").lower() in ("1", "true", "on", "yes")
 
 
 def next_pow2(n: int) -> int:
@@ -55,6 +49,15 @@ def next_pow2(n: int) -> int:
 def clamp_pow2(n: int, lo: int, hi: int) -> int:
     """The power of two ≥ n, clamped to [lo, hi]."""
     return max(lo, min(hi, next_pow2(n)))
+
+
+def pair(v: int | tuple[int, int], name: str) -> tuple[int, int]:
+    """An int (both axes) or an ``(h, w)`` pair: strides, dilations and the IR's resolved paddings."""
+    if isinstance(v, int):
+        return v, v
+    if isinstance(v, str) or len(v) != 2:
+        raise ValueError(f"{name}: expected an int or an (h, w) pair, got {v!r}")
+    return int(v[0]), int(v[1])
 
 
 def check_dtype(name: str, t: torch.Tensor) -> str:
@@ -93,35 +96,29 @@ def check_same_device(**tensors: torch.Tensor | None) -> None:
 
 
 @triton.jit
-def dot_acc(acc, a, b, UPCAST: tl.constexpr, ALLOW_TF32: tl.constexpr):
-    """acc + a @ b in fp32: operands upcast first when UPCAST (the interpreter has no fp16/bf16 dot),
-    tf32 tensor cores only when ALLOW_TF32, else an exact fp32 (IEEE) product."""
+def dot_acc(acc, a, b, UPCAST: tl.constexpr):
+    """acc + a @ b in fp32: operands upcast first when UPCAST (the interpreter has no fp16/bf16 dot);
+    fp32 operands get an exact (IEEE) product, not tf32."""
     if UPCAST:
         a = a.to(tl.float32)
         b = b.to(tl.float32)
-    if ALLOW_TF32:
-        acc = tl.dot(a, b, acc, input_precision="tf32")
-    else:
-        acc = tl.dot(a, b, acc, input_precision="ieee")
-    return acc
+    return tl.dot(a, b, acc, input_precision="ieee")
 
 
 @triton.jit
 def epilogue_store(
-    acc,  # [BLOCK_M, BLOCK_N] fp32 accumulator: the conv / matmul result (H's columns in highway_pair mode)
-    acc_t,  # [BLOCK_M, BLOCK_N] fp32 accumulator of the gate T's columns (HIGHWAY == 2; else ignored)
+    acc,  # [BLOCK_M, BLOCK_N] fp32 accumulator: the conv / matmul result (H's columns with HIGHWAY)
+    acc_t,  # [BLOCK_M, BLOCK_N] fp32 accumulator of the gate T's columns (HIGHWAY; else ignored)
     rows,  # [BLOCK_M] output row (pixel) indices
     cols,  # [BLOCK_N] output channel indices, 0-based within this layer's C_out
     mask_m,  # [BLOCK_M] valid rows
     mask_n,  # [BLOCK_N] valid channels
     res_off,  # [BLOCK_M] int64 element offset of each row's residual pixel (HAS_RES)
     bias_ptr,  # bias: H's at bias_ptr + c, T's at bias_ptr + t_off + c (read only when HAS_BIAS)
-    t_off,  # column offset of T's bias (HIGHWAY == 2)
+    t_off,  # column offset of T's bias (HIGHWAY)
     res_ptr,  # residual: (row, c) at res_off[row] + c, zero for c >= C_RES (HAS_RES)
     C_RES,  # residual channels (< C_out: a zero-padded shortcut)
-    hw_h_ptr,  # highway H rows: (r, c) at r*stride_hm + c (HIGHWAY == 1)
-    stride_hm,  # highway H row stride
-    hw_c_ptr,  # highway carry rows: (r, c) at r*stride_cm + c (HIGHWAY >= 1)
+    hw_c_ptr,  # highway carry rows: (r, c) at r*stride_cm + c (HIGHWAY)
     stride_cm,  # highway carry row stride
     out_ptr,  # output rows: (r, c) stored at r*stride_om + c_offset + c
     stride_om,  # output row stride (C_total for a concat buffer)
@@ -137,7 +134,7 @@ def epilogue_store(
     gate_a, gate_s,  # fp32 (a, s) of GATE_ACT
     HAS_BIAS: tl.constexpr,
     HAS_RES: tl.constexpr,
-    HIGHWAY: tl.constexpr,  # 0: none; 1: y = H·y + carry·(1 − y); 2: y = y·T + carry·(1 − T), T from acc_t
+    HIGHWAY: tl.constexpr,  # y = y·T + carry·(1 − T), T = GATE_ACT(acc_t + T's bias)
     ACT: tl.constexpr,
     POST_ACT: tl.constexpr,
     GATE_ACT: tl.constexpr,
@@ -160,11 +157,7 @@ def epilogue_store(
         p_t = tl.load(post_shift_ptr + cols, mask=mask_n, other=0.0)
         y = y * p_s[None, :] + p_t[None, :]
     y = activation(y, POST_ACT, post_a, post_s)
-    if HIGHWAY == 1:
-        h = tl.load(hw_h_ptr + rows64[:, None] * stride_hm + cols[None, :], mask=mask, other=0.0).to(tl.float32)
-        c = tl.load(hw_c_ptr + rows64[:, None] * stride_cm + cols[None, :], mask=mask, other=0.0).to(tl.float32)
-        y = h * y + c * (1.0 - y)
-    elif HIGHWAY == 2:
+    if HIGHWAY:
         t = acc_t
         if HAS_BIAS:
             t = t + tl.load(bias_ptr + t_off + cols, mask=mask_n, other=0.0).to(tl.float32)[None, :]
@@ -186,43 +179,18 @@ def epilogue_store(
 # --------------------------------------------------------------------------------------------
 
 
-def epilogue_args(
-    out_rows: tuple[int, ...],
-    cout: int,
-    dtype_ref: torch.Tensor,
-    *,
-    bias: torch.Tensor | None,
-    residual: torch.Tensor | None,
-    highway: tuple[torch.Tensor, torch.Tensor] | None,
-    highway_carry: torch.Tensor | None,
-    out: torch.Tensor | None,
-    c_offset: int,
-    act: str,
-    act_a: float,
-    act_s: float,
-    scale: float,
-    post_act: str,
-    post_a: float,
-    post_s: float,
-    gate_act: str,
-    gate_a: float,
-    gate_s: float,
-    route: tuple[int, int, torch.Tensor, int] | None = None,
-    post_norm: tuple[torch.Tensor, torch.Tensor] | None = None,
-) -> tuple[torch.Tensor, dict[str, Any]]:
-    """Check the epilogue operands of a conv/gemm producing ``out_rows + (cout,)``; build its kernel args.
+def epilogue_args(out_rows: tuple[int, ...], cout: int, dtype_ref: torch.Tensor,
+                  ep: Epilogue) -> tuple[torch.Tensor, dict[str, Any]]:
+    """Check the operands of epilogue `ep` of a conv/gemm producing ``out_rows + (cout,)``; build its
+    kernel arguments. Returns ``(out_buffer, kwargs)``; the written view is
+    ``out_buffer[..., ep.c_offset:ep.c_offset + cout]``.
 
     The residual is only checked for dtype and device here (its addressing is the caller's:
-    ``res_ptr``, ``C_RES``); bias must have ``cout`` entries, or ``2·cout`` with `highway_carry`.
-    Returns ``(out_buffer, kwargs)``; the written view is ``out_buffer[..., c_offset:c_offset+cout]``.
-    `route` ``(lo, hi, buffer, offset)`` sends channels ``[lo, hi)`` to ``buffer[..., offset:offset
-    + hi - lo]`` (same rows as out) instead: a merged 1x1 conv whose branch slice lives in a concat.
-    `post_norm` ``(scale, shift)``: fp32 ``[cout]`` vectors applied after the residual add.
-    Unused pointer arguments get the output buffer (never read: their constexpr flag is off).
+    ``res_ptr``, ``C_RES``). Unused pointer arguments get the output buffer (never read: their
+    constexpr flag is off).
     """
     shape = tuple(out_rows) + (cout,)
-    if highway is not None and highway_carry is not None:
-        raise ValueError("pass either highway=(H, carry) or highway_carry, not both")
+    out, c_offset, bias, residual, route, post_norm = ep.out, ep.c_offset, ep.bias, ep.residual, ep.route, ep.post_norm
     if out is None:
         if c_offset != 0:
             raise ValueError("c_offset needs a preallocated `out` buffer")
@@ -234,7 +202,7 @@ def epilogue_args(
         raise ValueError(f"out: channel slice [{c_offset}, {c_offset + cout}) exceeds its {out.shape[-1]} channels")
     stride_om = row_stride("out", out)
     if bias is not None:
-        nb = 2 * cout if highway_carry is not None else cout
+        nb = 2 * cout if ep.carry is not None else cout
         if tuple(bias.shape) != (nb,):
             raise ValueError(f"bias: expected shape ({nb},), got {tuple(bias.shape)}")
         check_dtype("bias", bias)
@@ -243,43 +211,34 @@ def epilogue_args(
         check_dtype("residual", residual)
         if residual.shape[-1] > 1 and residual.stride(-1) != 1:
             raise ValueError(f"residual: channel stride must be 1, got strides {residual.stride()}")
-    stride_hm = stride_cm = 0
-    hw_h = hw_c = None
-    if highway is not None:
-        hw_h, hw_c = highway
-        check_dtype("highway H", hw_h)
-        stride_hm = row_stride("highway H", hw_h, shape)
-    if highway_carry is not None:
-        hw_c = highway_carry
-    if hw_c is not None:
-        check_dtype("highway carry", hw_c)
-        stride_cm = row_stride("highway carry", hw_c, shape)
+    stride_cm = 0
+    if ep.carry is not None:
+        check_dtype("highway carry", ep.carry)
+        stride_cm = row_stride("highway carry", ep.carry, shape)
     route_buf, stride_qm, route_lo, route_hi, route_shift = out, 0, 0, 0, 0
     if route is not None:
-        route_lo, route_hi, route_buf, route_off = route
+        route_lo, route_hi, route_buf = route.lo, route.hi, route.into
         check_dtype("route", route_buf)
         if not 0 <= route_lo < route_hi <= cout:
             raise ValueError(f"route: channel range [{route_lo}, {route_hi}) is not inside [0, {cout})")
         if tuple(route_buf.shape[:-1]) != tuple(out_rows):
             raise ValueError(f"route: expected shape {tuple(out_rows)} + (C_total,), got {tuple(route_buf.shape)}")
-        if route_off < 0 or route_off + route_hi - route_lo > route_buf.shape[-1]:
-            raise ValueError(f"route: channel slice [{route_off}, {route_off + route_hi - route_lo}) exceeds "
+        if route.at < 0 or route.at + route_hi - route_lo > route_buf.shape[-1]:
+            raise ValueError(f"route: channel slice [{route.at}, {route.at + route_hi - route_lo}) exceeds "
                              f"its {route_buf.shape[-1]} channels")
-        stride_qm, route_shift = row_stride("route", route_buf), route_off - route_lo
+        stride_qm, route_shift = row_stride("route", route_buf), route.at - route_lo
     if post_norm is not None:
         for name, v in zip(("post_norm scale", "post_norm shift"), post_norm):
             if tuple(v.shape) != (cout,) or v.dtype != torch.float32 or v.device != out.device:
                 raise ValueError(f"{name}: expected an fp32 [{cout}] vector on {out.device}, got "
                                  f"{v.dtype} {tuple(v.shape)} on {v.device}")
-    check_same_device(ref=dtype_ref, out=out, bias=bias, residual=residual, hw_h=hw_h, hw_c=hw_c, route=route_buf)
+    check_same_device(ref=dtype_ref, out=out, bias=bias, residual=residual, carry=ep.carry, route=route_buf)
     kwargs = dict(
         bias_ptr=bias if bias is not None else out,
-        t_off=cout if highway_carry is not None else 0,
+        t_off=cout if ep.carry is not None else 0,
         res_ptr=residual if residual is not None else out,
-        hw_h_ptr=hw_h if hw_h is not None else out,
-        hw_c_ptr=hw_c if hw_c is not None else out,
+        hw_c_ptr=ep.carry if ep.carry is not None else out,
         out_ptr=out,
-        stride_hm=stride_hm,
         stride_cm=stride_cm,
         stride_om=stride_om,
         c_offset=c_offset,
@@ -290,28 +249,29 @@ def epilogue_args(
         route_shift=route_shift,
         post_scale_ptr=post_norm[0].contiguous() if post_norm is not None else out,
         post_shift_ptr=post_norm[1].contiguous() if post_norm is not None else out,
-        scale=float(scale),
-        act_a=float(act_a),
-        act_s=float(act_s),
-        post_a=float(post_a),
-        post_s=float(post_s),
-        gate_a=float(gate_a),
-        gate_s=float(gate_s),
+        scale=float(ep.scale),
+        act_a=float(ep.act.a),
+        act_s=float(ep.act.s),
+        post_a=float(ep.post.a),
+        post_s=float(ep.post.s),
+        gate_a=float(ep.gate.a),
+        gate_s=float(ep.gate.s),
         HAS_BIAS=bias is not None,
         HAS_RES=residual is not None,
-        HIGHWAY=1 if highway is not None else 2 if highway_carry is not None else 0,
-        ACT=act_code(act),
-        POST_ACT=act_code(post_act),
-        GATE_ACT=act_code(gate_act),
+        HIGHWAY=ep.carry is not None,
+        ACT=act_code(ep.act.name),
+        POST_ACT=act_code(ep.post.name),
+        GATE_ACT=act_code(ep.gate.name),
         ROUTE=route is not None,
         POST_NORM=post_norm is not None,
     )
     return out, kwargs
 
 
-def epilogue_inputs(residual, highway, highway_carry) -> tuple:
-    """The epilogue's tensor inputs that are given (for aliasing checks)."""
-    return tuple(t for t in (residual, *(highway or ()), highway_carry) if t is not None)
+def reads_output(buf: torch.Tensor, ep: Epilogue) -> bool:
+    """Whether the epilogue reads the output's storage (an in-place residual add): autotuning must
+    then restore the output between trials."""
+    return any(shares_storage(buf, t) for t in (ep.residual, ep.carry) if t is not None)
 
 
 def config(num_warps: int = 4, num_stages: int = 2, **blocks: int) -> triton.Config:
@@ -444,12 +404,3 @@ def signature(kernel: Any, ptr_dtypes: dict[str, str] | str, constexprs: dict[st
         else:
             sig[name] = "i32"
     return sig
-
-
-def missing_constexprs(kernel: Any, constexprs: Iterable[str]) -> list[str]:
-    """Names of `kernel`'s constexpr parameters that `constexprs` leaves out (for the spec tests)."""
-    import inspect
-
-    params = inspect.signature(getattr(kernel, "fn", kernel)).parameters
-    wanted = [n for n, p in params.items() if "constexpr" in str(p.annotation)]
-    return [n for n in wanted if n not in set(constexprs)]

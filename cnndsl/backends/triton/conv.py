@@ -18,28 +18,18 @@ Weight packing (`pack_conv_weight`): PyTorch's ``[C_out, C_in/G, KH, KW]`` becom
 channel ``co`` belongs to group ``co // (C_out/G)``, as in PyTorch. The IR's ``highway_conv``
 weight ``[2·C_out, C_in, KH, KW]`` (H's rows, then T's) packs the same way into 2·C_out columns.
 
-Prologue (``_conv_igemm_kernel`` only; the IR's ``fused_conv`` with ``pre``): each loaded input value
-becomes ``pre_act(x·pre_scale[c] + pre_shift[c])`` before the dot, padding staying zero: a
-pre-activation ``bn -> relu`` that cannot fold into any weights runs inside the conv reading it.
+Prologue (``_conv_igemm_kernel`` only; the IR's ``fused_conv`` with ``pre``): a `Prologue`
+makes each loaded input value ``act(x·scale[c] + shift[c])`` before the dot, padding staying zero:
+a pre-activation ``bn -> relu`` that cannot fold into any weights runs inside the conv reading it.
 
-Epilogue (shared with gemm.py, see `_common.epilogue_store`; the IR's ``fused_conv`` attributes
-have the same names), in fp32::
-
-    z = act(conv(x) + bias)                       act: none/relu/sigmoid/tanh/stanh/leaky_relu (act_a, act_s)
-    z = scale·z + r                               r: optional residual; zero-padded shortcut when it has
-                                                  fewer channels, subsampled by res_stride
-    y = post_act(z)                               (post_a, post_s)
-    y = H·y + carry·(1 − y)                       highway=(H, carry): y is the gate (post_act="sigmoid")
-    y = y·T + carry·(1 − T),                      highway_carry=carry: the weight holds [W_H | W_T] along
-        T = gate_act(conv_T(x) + bias_T)          C_out (2·C_out columns), H = the y above, T the rest
-    out[n, oh, ow, c_offset + c] = y              (cast to out's dtype)
-
-Plain conv+ReLU: ``act="relu"``. ResNet: bias = folded BN, ``residual`` = shortcut (or the
-unpadded option-A shortcut with ``res_stride``), ``post_act="relu"``. Inception-ResNet:
-``scale`` = the block scale, ``residual`` = block input, ``post_act="relu"``. "ReLU then add"
-(SqueezeNet bypass): ``act="relu"`` + ``residual``. Highway layers: ``highway_carry`` with the
-stacked weights (the IR's ``highway_conv``), or ``highway=(H, carry)`` for a separately computed H.
+Epilogue: one `Epilogue` (epilogue.py, shared with gemm.py; run by `_common.epilogue_store`).
+ResNet: bias = folded BN, ``residual`` = shortcut (or the unpadded option-A shortcut with
+``res_stride``), ``post=Act("relu")``. Inception-ResNet: ``scale`` = the block scale. "ReLU then
+add" (SqueezeNet bypass): ``act=Act("relu")`` + ``residual``. Highway layers (the IR's
+``highway_conv``): ``carry`` with the stacked ``[W_H | W_T]`` weights.
 """
+
+from dataclasses import replace
 
 import torch
 import triton
@@ -48,6 +38,9 @@ import triton.language as tl
 from cnndsl.backends.triton import _common as C
 from cnndsl.backends.triton._common import dot_acc, epilogue_store
 from cnndsl.backends.triton.activations import activation
+from cnndsl.backends.triton.epilogue import Epilogue, Prologue
+from cnndsl.backends.triton.gemm import linear
+from cnndsl.ir.opdef import conv_out
 
 # --------------------------------------------------------------------------------------------
 # Kernels
@@ -61,8 +54,7 @@ def _conv_igemm_kernel(
     bias_ptr,  # bias [C_w] (read only when HAS_BIAS)
     pre_scale_ptr, pre_shift_ptr,  # fp32 [C_in] prologue x ← pre_act(x·scale[c] + shift[c]) (PRE)
     res_ptr,  # residual [N, HR, WR, C_RES]: (n, h, w, c) at n*stride_rn + h*stride_rh + w*stride_rw + c (HAS_RES)
-    hw_h_ptr,  # highway H rows: (m, co) at m*stride_hm + co (HIGHWAY == 1)
-    hw_c_ptr,  # highway carry rows: (m, co) at m*stride_cm + co (HIGHWAY >= 1)
+    hw_c_ptr,  # highway carry rows: (m, co) at m*stride_cm + co (HIGHWAY)
     out_ptr,  # output buffer rows: (m, co) stored at m*stride_om + c_offset + co, m = (n*OH + oh)*OW + ow
     N, H, W,  # input batch and spatial size
     C_IN_G,  # input channels per group
@@ -70,19 +62,18 @@ def _conv_igemm_kernel(
     C_OUT_G,  # output channels per group
     KH, KW,  # kernel size
     SH, SW,  # stride
-    PH, PW,  # top and left padding
+    PH, PW,  # padding (both sides alike)
     DH, DW,  # dilation
     stride_xn,  # input batch stride (elements)
     stride_xh,  # input row stride
     stride_xw,  # input pixel stride (the channel stride is 1)
-    stride_wk,  # weight row stride (C_out, or 2*C_out with highway_carry, for the packed layout)
-    t_off,  # first weight / bias column of the gate T (HIGHWAY == 2)
+    stride_wk,  # weight row stride (C_out, or 2*C_out with a highway carry, for the packed layout)
+    t_off,  # first weight / bias column of the gate T (HIGHWAY)
     stride_rn,  # residual batch stride
     stride_rh,  # residual row stride
     stride_rw,  # residual pixel stride
     RSH, RSW,  # residual subsampling (a zero-padded option-A shortcut; 1 for a plain add)
     C_RES,  # residual channels; channels >= C_RES get no residual (zero padding)
-    stride_hm,  # highway H row stride
     stride_cm,  # highway carry row stride
     stride_om,  # output row stride (C_total of a concat buffer)
     c_offset,  # first output channel of this conv in the output buffer
@@ -95,7 +86,6 @@ def _conv_igemm_kernel(
     ACT: tl.constexpr, POST_ACT: tl.constexpr, GATE_ACT: tl.constexpr, ROUTE: tl.constexpr,
     POST_NORM: tl.constexpr,
     PRE: tl.constexpr, PRE_ACT: tl.constexpr,  # the prologue (a pre-activation bn + act), its activation
-    ALLOW_TF32: tl.constexpr,  # fp32 inputs: tf32 tensor cores (True) or exact fp32 dot (False)
     UPCAST: tl.constexpr,  # convert loaded operands to fp32 before the dot (interpreter; bf16/fp16)
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
     GROUP_M: tl.constexpr,  # tiles of M swept together for L2 reuse (as in Triton's matmul tutorial)
@@ -129,7 +119,7 @@ def _conv_igemm_kernel(
 
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     acc_t = acc
-    if HIGHWAY == 2:
+    if HIGHWAY:
         acc_t = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     for k0 in range(0, K_TOTAL, BLOCK_K):
         offs_k = k0 + tl.arange(0, BLOCK_K)
@@ -150,14 +140,14 @@ def _conv_igemm_kernel(
         b_mask = mask_k[:, None] & mask_n[None, :]
         b_ptrs = w_ptr + offs_k[:, None].to(tl.int64) * stride_wk + cols[None, :]
         b = tl.load(b_ptrs, mask=b_mask, other=0.0)
-        acc = dot_acc(acc, a, b, UPCAST, ALLOW_TF32)
-        if HIGHWAY == 2:
+        acc = dot_acc(acc, a, b, UPCAST)
+        if HIGHWAY:
             b_t = tl.load(b_ptrs + t_off, mask=b_mask, other=0.0)
-            acc_t = dot_acc(acc_t, a, b_t, UPCAST, ALLOW_TF32)
+            acc_t = dot_acc(acc_t, a, b_t, UPCAST)
 
     res_off = nb * stride_rn + (oh * RSH).to(tl.int64) * stride_rh + (ow * RSW).to(tl.int64) * stride_rw
     epilogue_store(acc, acc_t, offs_m, cols, mask_m, mask_n, res_off, bias_ptr, t_off, res_ptr, C_RES,
-                   hw_h_ptr, stride_hm, hw_c_ptr, stride_cm, out_ptr, stride_om, c_offset,
+                   hw_c_ptr, stride_cm, out_ptr, stride_om, c_offset,
                    route_ptr, stride_qm, route_lo, route_hi, route_shift, post_scale_ptr, post_shift_ptr,
                    scale, act_a, act_s, post_a, post_s, gate_a, gate_s,
                    HAS_BIAS, HAS_RES, HIGHWAY, ACT, POST_ACT, GATE_ACT, ROUTE, POST_NORM)
@@ -169,8 +159,7 @@ def _conv_direct_kernel(
     w_ptr,  # packed weights [KH*KW*C_IN_G, C_out]; element (k, co) at k*stride_wk + co
     bias_ptr,  # bias [C_out] (read only when HAS_BIAS)
     res_ptr,  # residual [N, HR, WR, C_RES]: (n, h, w, c) at n*stride_rn + h*stride_rh + w*stride_rw + c (HAS_RES)
-    hw_h_ptr,  # highway H rows: (m, co) at m*stride_hm + co (HIGHWAY == 1)
-    hw_c_ptr,  # highway carry rows: (m, co) at m*stride_cm + co (HIGHWAY == 1)
+    hw_c_ptr,  # unused (HIGHWAY is false: no paired highway on grouped convolutions)
     out_ptr,  # output buffer rows: (m, co) stored at m*stride_om + c_offset + co
     N, H, W,  # input batch and spatial size
     C_IN_G,  # input channels per group (1 for depthwise)
@@ -179,20 +168,19 @@ def _conv_direct_kernel(
     C_OUT,  # output channels in all (= groups * C_OUT_G)
     KH, KW,  # kernel size
     SH, SW,  # stride
-    PH, PW,  # top and left padding
+    PH, PW,  # padding (both sides alike)
     DH, DW,  # dilation
     stride_xn,  # input batch stride (elements)
     stride_xh,  # input row stride
     stride_xw,  # input pixel stride (the channel stride is 1)
     stride_wk,  # weight row stride (= C_out for the packed contiguous layout)
-    t_off,  # unused (no paired highway on grouped convolutions); kept for a uniform epilogue
+    t_off,  # unused, as hw_c_ptr and stride_cm
     stride_rn,  # residual batch stride
     stride_rh,  # residual row stride
     stride_rw,  # residual pixel stride
     RSH, RSW,  # residual subsampling (1 for a plain add)
     C_RES,  # residual channels; channels >= C_RES get no residual (zero padding)
-    stride_hm,  # highway H row stride
-    stride_cm,  # highway carry row stride
+    stride_cm,  # unused
     stride_om,  # output row stride (C_total of a concat buffer)
     c_offset,  # first output channel of this conv in the output buffer
     route_ptr,  # routed output rows (ROUTE): channels [route_lo, route_hi) go here (epilogue_store)
@@ -237,7 +225,7 @@ def _conv_direct_kernel(
 
     res_off = nb * stride_rn + (oh * RSH).to(tl.int64) * stride_rh + (ow * RSW).to(tl.int64) * stride_rw
     epilogue_store(acc, acc, offs_m, cols, mask_m, mask_n, res_off, bias_ptr, t_off, res_ptr, C_RES,
-                   hw_h_ptr, stride_hm, hw_c_ptr, stride_cm, out_ptr, stride_om, c_offset,
+                   hw_c_ptr, stride_cm, out_ptr, stride_om, c_offset,
                    route_ptr, stride_qm, route_lo, route_hi, route_shift, post_scale_ptr, post_shift_ptr,
                    scale, act_a, act_s, post_a, post_s, gate_a, gate_s,
                    HAS_BIAS, HAS_RES, HIGHWAY, ACT, POST_ACT, GATE_ACT, ROUTE, POST_NORM)
@@ -297,97 +285,33 @@ def pack_conv_weight(weight: torch.Tensor) -> torch.Tensor:
     return weight.permute(2, 3, 1, 0).contiguous()
 
 
-def _pair(v: int | tuple[int, int], name: str) -> tuple[int, int]:
-    if isinstance(v, int):
-        return v, v
-    if len(v) != 2:
-        raise ValueError(f"{name}: expected an int or a pair, got {v!r}")
-    return int(v[0]), int(v[1])
-
-
-def resolve_padding(padding, size: tuple[int, int], kernel: tuple[int, int], stride: tuple[int, int],
-                    dilation: tuple[int, int]) -> tuple[int, int, int, int]:
-    """``(top, bottom, left, right)`` from an int, ``(ph, pw)``, ``(top, bottom, left, right)``,
-    ``"valid"`` or ``"same"`` (TensorFlow-style: output ⌈size/stride⌉, odd padding extra at the end;
-    PyTorch's ``padding="same"`` for stride 1)."""
-    if isinstance(padding, str):
-        if padding == "valid":
-            return 0, 0, 0, 0
-        if padding != "same":
-            raise ValueError(f"padding: expected 'same', 'valid', an int or a tuple, got {padding!r}")
-        pads = []
-        for n, k, s, d in zip(size, kernel, stride, dilation):
-            total = max((-(-n // s) - 1) * s + (k - 1) * d + 1 - n, 0)
-            pads += [total // 2, total - total // 2]
-        return pads[0], pads[1], pads[2], pads[3]
-    if isinstance(padding, int):
-        return padding, padding, padding, padding
-    if len(padding) == 2:
-        return padding[0], padding[0], padding[1], padding[1]
-    if len(padding) == 4:
-        return tuple(int(p) for p in padding)  # type: ignore[return-value]
-    raise ValueError(f"padding: expected an int, a pair or 4 values, got {padding!r}")
-
-
-def conv_output_size(size: int, kernel: int, stride: int, pad_lo: int, pad_hi: int, dilation: int) -> int:
-    return (size + pad_lo + pad_hi - dilation * (kernel - 1) - 1) // stride + 1
-
-
 def conv2d(
     x: torch.Tensor,
     weight: torch.Tensor,
-    bias: torch.Tensor | None = None,
+    epilogue: Epilogue | None = None,
     *,
     stride: int | tuple[int, int] = 1,
-    padding=0,
+    padding: int | tuple[int, int] = 0,
     dilation: int | tuple[int, int] = 1,
     groups: int = 1,
-    act: str = "none",
-    act_a: float = 1.0,
-    act_s: float = 1.0,
-    scale: float = 1.0,
-    residual: torch.Tensor | None = None,
-    res_stride: int | tuple[int, int] = 1,
-    post_act: str = "none",
-    post_a: float = 1.0,
-    post_s: float = 1.0,
-    highway: tuple[torch.Tensor, torch.Tensor] | None = None,
-    highway_carry: torch.Tensor | None = None,
-    gate_act: str = "sigmoid",
-    gate_a: float = 1.0,
-    gate_s: float = 1.0,
-    out: torch.Tensor | None = None,
-    c_offset: int = 0,
-    route: tuple[int, int, torch.Tensor, int] | None = None,
-    post_norm: tuple[torch.Tensor, torch.Tensor] | None = None,
-    pre: tuple[torch.Tensor, torch.Tensor] | None = None,
-    pre_act: str = "none",
-    pre_a: float = 1.0,
-    pre_s: float = 1.0,
-    allow_tf32: bool = False,
+    prologue: Prologue | None = None,
     path: str = "auto",
     config: triton.Config | dict | None = None,
 ) -> torch.Tensor:
-    """NHWC convolution with the fused epilogue (see the module docstring); returns the written view.
+    """NHWC convolution with a fused `Epilogue` (and `Prologue`); returns the written view.
 
     x: ``[N, H, W, C_in]`` (channel stride 1; other strides free). weight: packed
     ``[KH, KW, C_in/groups, C_w]`` contiguous (`pack_conv_weight`), x's dtype; ``C_w = C_out``, or
-    ``2·C_out`` with `highway_carry` (H's columns, then T's). bias: ``[C_w]`` or None. padding: see
-    `resolve_padding`. residual: ``[N, HR, WR, C_res]`` (channel stride 1) with
-    ``⌈HR/res_stride⌉ = OH``, ``⌈WR/res_stride⌉ = OW``, ``C_res ≤ C_out``: ``[N, OH, OW, C_out]``
-    for a plain add. highway ``(H, carry)`` / highway_carry: pixel-uniform ``[N, OH, OW, C_out]``.
-    out: None (allocate ``[N, OH, OW, C_out]`` in x's dtype) or a pixel-uniform
-    ``[N, OH, OW, C_total]`` buffer written at channels ``[c_offset, c_offset + C_out)`` (it may be
-    the residual itself: an in-place add); the return value is that slice. route ``(lo, hi,
-    buffer, offset)``: channels ``[lo, hi)`` are written to the pixel-uniform ``buffer[..., offset:
-    offset + hi − lo]`` instead of out (a merged 1x1 conv's branch that lives in a concat buffer;
-    out's channels there stay unwritten). pre ``(scale, shift)``: fp32 ``[C_in]`` vectors of a prologue
-    ``x ← pre_act(x·scale + shift)`` (with pre_a, pre_s) applied to the input before the zero
-    padding (igemm path only). post_norm ``(scale, shift)``: fp32 ``[C_out]`` vectors applied after
-    the residual add, before post_act (a bn after the add). path: "auto", "igemm",
+    ``2·C_out`` with ``epilogue.carry`` (H's columns, then T's). padding: an int or ``(ph, pw)``,
+    both sides alike: the IR's ``pad``, which `cnndsl.ir.ops.conv.resolve_padding` has already
+    resolved (``same``, ``valid``) when the graph was built; there is no second notion of ``same``. epilogue.residual: ``[N, HR, WR, C_res]`` (channel stride 1) with
+    ``⌈HR/res_stride⌉ = OH``, ``⌈WR/res_stride⌉ = OW``, ``C_res ≤ C_out``. epilogue.out: None
+    (allocate ``[N, OH, OW, C_out]``) or a pixel-uniform ``[N, OH, OW, C_total]`` buffer (it may be
+    the residual itself: an in-place add). prologue: igemm path only. path: "auto", "igemm",
     "direct" or "gemm" (the 1x1 fast path). config: pin a kernel config (block sizes) instead of
     autotuning / the interpreter default.
     """
+    ep = epilogue or Epilogue()
     if x.dim() != 4:
         raise ValueError(f"x: expected NHWC [N, H, W, C_in], got shape {tuple(x.shape)}")
     if weight.dim() != 4:
@@ -401,40 +325,40 @@ def conv2d(
         raise ValueError("weight: must be contiguous [KH, KW, C_in/groups, C_out] (use pack_conv_weight)")
     n, h, w, cin = x.shape
     kh, kw, cin_g, c_w = weight.shape
-    pair = highway_carry is not None
+    pair = ep.carry is not None
     if pair:
         if groups != 1:
-            raise ValueError("highway_carry: a highway conv with stacked [W_H | W_T] weights needs groups=1")
+            raise ValueError("highway carry: a highway conv with stacked [W_H | W_T] weights needs groups=1")
         if c_w % 2:
-            raise ValueError(f"highway_carry: the weight needs 2·C_out columns (H's, then T's), got {c_w}")
+            raise ValueError(f"highway carry: the weight needs 2·C_out columns (H's, then T's), got {c_w}")
     cout = c_w // 2 if pair else c_w
     if groups < 1 or cin % groups or cout % groups:
         raise ValueError(f"groups={groups} must divide C_in={cin} and C_out={cout}")
     if cin // groups != cin_g:
         raise ValueError(f"weight: C_in/groups = {cin_g}, but x has {cin} channels in {groups} groups")
-    sh, sw = _pair(stride, "stride")
-    dh, dw = _pair(dilation, "dilation")
-    rsh, rsw = _pair(res_stride, "res_stride")
+    sh, sw = C.pair(stride, "stride")
+    dh, dw = C.pair(dilation, "dilation")
+    rsh, rsw = C.pair(ep.res_stride, "res_stride")
     if min(sh, sw, dh, dw, rsh, rsw) < 1:
         raise ValueError("stride, dilation and res_stride must be ≥ 1")
-    pt, pb, pl, pr = resolve_padding(padding, (h, w), (kh, kw), (sh, sw), (dh, dw))
-    if min(pt, pb, pl, pr) < 0:
-        raise ValueError(f"padding must be ≥ 0, got {(pt, pb, pl, pr)}")
-    oh = conv_output_size(h, kh, sh, pt, pb, dh)
-    ow = conv_output_size(w, kw, sw, pl, pr, dw)
+    ph, pw = C.pair(padding, "padding")
+    if min(ph, pw) < 0:
+        raise ValueError(f"padding must be ≥ 0, got {(ph, pw)}")
+    oh, ow = conv_out(h, kh, sh, ph, ph, dh), conv_out(w, kw, sw, pw, pw, dw)
     if oh < 1 or ow < 1:
-        raise ValueError(f"output would be empty: input {h}x{w}, kernel {kh}x{kw}, padding {(pt, pb, pl, pr)}")
+        raise ValueError(f"output would be empty: input {h}x{w}, kernel {kh}x{kw}, padding {(ph, pw)}")
     cout_g = cout // groups
     C.check_same_device(x=x, weight=weight)
+    residual = ep.residual
     c_res = _check_residual(residual, (n, oh, ow, cout), (rsh, rsw))
     plain_res = residual is None or ((rsh, rsw) == (1, 1) and c_res == cout and _pixel_uniform(residual))
 
-    pointwise = kh == kw == 1 and sh == sw == 1 and (pt, pb, pl, pr) == (0, 0, 0, 0) and groups == 1
-    if pre is not None:
+    pointwise = kh == kw == 1 and sh == sw == 1 and (ph, pw) == (0, 0) and groups == 1
+    if prologue is not None:
         if path not in ("auto", "igemm"):
-            raise ValueError(f"pre: a prologue runs on the igemm path only, not path={path!r}")
+            raise ValueError(f"prologue: it runs on the igemm path only, not path={path!r}")
         path = "igemm"
-        for name, v in zip(("pre scale", "pre shift"), pre):
+        for name, v in zip(("prologue scale", "prologue shift"), (prologue.scale, prologue.shift)):
             if tuple(v.shape) != (cin,) or v.dtype != torch.float32 or v.device != x.device:
                 raise ValueError(f"{name}: expected an fp32 [{cin}] vector on {x.device}, got "
                                  f"{v.dtype} {tuple(v.shape)} on {v.device}")
@@ -450,47 +374,33 @@ def conv2d(
             raise ValueError("path='gemm' needs a 1x1, stride-1, unpadded, ungrouped convolution")
         if not plain_res:
             raise ValueError("path='gemm' needs a plain [N, OH, OW, C_out] residual (no zero-padded shortcut)")
-        from cnndsl.backends.triton.gemm import linear
-
-        if out is not None:
-            out = _rows(out, "out")
-        y = linear(x.reshape(n * h * w, cin), weight.view(cin, c_w).t(), bias,
-                   act=act, act_a=act_a, act_s=act_s, scale=scale,
-                   residual=None if residual is None else _rows(residual, "residual"),
-                   post_act=post_act, post_a=post_a, post_s=post_s,
-                   highway=None if highway is None else (_rows(highway[0], "highway H"),
-                                                         _rows(highway[1], "highway carry")),
-                   highway_carry=None if highway_carry is None else _rows(highway_carry, "highway carry"),
-                   gate_act=gate_act, gate_a=gate_a, gate_s=gate_s,
-                   out=out, c_offset=c_offset, allow_tf32=allow_tf32, config=config,
-                   route=None if route is None else (route[0], route[1], _rows(route[2], "route"), route[3]),
-                   post_norm=post_norm)
+        rows = replace(ep, residual=_rows(residual, "residual"), carry=_rows(ep.carry, "highway carry"),
+                       out=_rows(ep.out, "out"), route=None if ep.route is None else
+                       replace(ep.route, into=_rows(ep.route.into, "route")))
+        y = linear(x.reshape(n * h * w, cin), weight.view(cin, c_w).t(), rows, config=config)
         return y.unflatten(0, (n, h, w))
     if path == "direct" and pair:
         raise ValueError("path='direct' has no paired highway epilogue")
 
-    buf, ep = C.epilogue_args((n, oh, ow), cout, x, bias=bias, residual=residual, highway=highway,
-                              highway_carry=highway_carry, out=out, c_offset=c_offset, act=act, act_a=act_a,
-                              act_s=act_s, scale=scale, post_act=post_act, post_a=post_a, post_s=post_s,
-                              gate_act=gate_act, gate_a=gate_a, gate_s=gate_s, route=route, post_norm=post_norm)
+    buf, ep_args = C.epilogue_args((n, oh, ow), cout, x, ep)
+    c_offset = ep.c_offset
     C.no_alias(buf[..., c_offset:c_offset + cout], x=x, weight=weight)
-    if route is not None:
-        C.no_alias(route[2][..., route[3]:route[3] + route[1] - route[0]], x=x, weight=weight)
-    in_place = any(C.shares_storage(buf, t) for t in C.epilogue_inputs(residual, highway, highway_carry))
+    if ep.route is not None:
+        C.no_alias(ep.route.into[..., ep.route.at:ep.route.at + ep.route.hi - ep.route.lo], x=x, weight=weight)
+    in_place = C.reads_output(buf, ep)
     r = residual
-    args = dict(x_ptr=x, w_ptr=weight, **ep, N=n, H=h, W=w, C_IN_G=cin_g, OH=oh, OW=ow, C_OUT_G=cout_g,
-                KH=kh, KW=kw, SH=sh, SW=sw, PH=pt, PW=pl, DH=dh, DW=dw,
+    args = dict(x_ptr=x, w_ptr=weight, **ep_args, N=n, H=h, W=w, C_IN_G=cin_g, OH=oh, OW=ow, C_OUT_G=cout_g,
+                KH=kh, KW=kw, SH=sh, SW=sw, PH=ph, PW=pw, DH=dh, DW=dw,
                 stride_xn=x.stride(0), stride_xh=x.stride(1), stride_xw=x.stride(2), stride_wk=c_w,
                 stride_rn=r.stride(0) if r is not None else 0, stride_rh=r.stride(1) if r is not None else 0,
                 stride_rw=r.stride(2) if r is not None else 0, RSH=rsh, RSW=rsw, C_RES=c_res)
     m = n * oh * ow
     if path == "igemm":
         raw, tuned = _conv_igemm_kernel, _conv_igemm_tuned
-        args.update(pre_scale_ptr=pre[0].contiguous() if pre else ep["bias_ptr"],
-                    pre_shift_ptr=pre[1].contiguous() if pre else ep["bias_ptr"],
-                    pre_a=float(pre_a), pre_s=float(pre_s), PRE=pre is not None, PRE_ACT=C.act_code(pre_act),
-                    ALLOW_TF32=bool(allow_tf32) and dt == "fp32",
-                    UPCAST=C.is_interpreted(raw) and dt != "fp32")
+        pre = prologue or Prologue(ep_args["bias_ptr"], ep_args["bias_ptr"])  # never read when PRE is off
+        args.update(pre_scale_ptr=pre.scale.contiguous(), pre_shift_ptr=pre.shift.contiguous(),
+                    pre_a=float(pre.act.a), pre_s=float(pre.act.s), PRE=prologue is not None,
+                    PRE_ACT=C.act_code(pre.act.name), UPCAST=C.is_interpreted(raw) and dt != "fp32")
 
         def grid(meta):
             return (triton.cdiv(m, meta["BLOCK_M"]) * triton.cdiv(cout_g, meta["BLOCK_N"]), groups)
@@ -533,7 +443,10 @@ def _pixel_uniform(t: torch.Tensor) -> bool:
     return True
 
 
-def _rows(t: torch.Tensor, name: str) -> torch.Tensor:
+def _rows(t: torch.Tensor | None, name: str) -> torch.Tensor | None:
+    """A pixel-uniform NHWC tensor as its ``[N·H·W, C]`` matrix of rows (None stays None)."""
+    if t is None:
+        return None
     C.row_stride(name, t)
     return t.view(-1, t.shape[-1])
 
@@ -546,10 +459,10 @@ def _rows(t: torch.Tensor, name: str) -> torch.Tensor:
 def compile_specs(dtype: str = "fp16") -> list[tuple[object, dict[str, str], dict[str, object]]]:
     """Representative ``(kernel, signature, constexprs)`` tuples, for `triton.compile`."""
     # Between them the specs of conv.py and gemm.py reach every activation code and epilogue branch.
-    igemm = dict(HAS_BIAS=True, HAS_RES=True, HIGHWAY=0, ACT=0, POST_ACT=1, GATE_ACT=2, ROUTE=True, POST_NORM=True,
-                 PRE=True, PRE_ACT=1, ALLOW_TF32=False, UPCAST=False, BLOCK_M=64, BLOCK_N=64, BLOCK_K=32, GROUP_M=8)
-    pair = dict(igemm, HAS_RES=False, HIGHWAY=2, ACT=1, POST_ACT=0, GATE_ACT=4, ROUTE=False, POST_NORM=False, PRE=False)
-    direct = dict(HAS_BIAS=True, HAS_RES=True, HIGHWAY=1, ACT=5, POST_ACT=3, GATE_ACT=2, ROUTE=False, POST_NORM=True,
+    igemm = dict(HAS_BIAS=True, HAS_RES=True, HIGHWAY=False, ACT=0, POST_ACT=1, GATE_ACT=2, ROUTE=True, POST_NORM=True,
+                 PRE=True, PRE_ACT=1, UPCAST=False, BLOCK_M=64, BLOCK_N=64, BLOCK_K=32, GROUP_M=8)
+    pair = dict(igemm, HAS_RES=False, HIGHWAY=True, ACT=1, POST_ACT=0, GATE_ACT=4, ROUTE=False, POST_NORM=False, PRE=False)
+    direct = dict(HAS_BIAS=True, HAS_RES=True, HIGHWAY=False, ACT=5, POST_ACT=3, GATE_ACT=2, ROUTE=False, POST_NORM=True,
                   BLOCK_M=32, BLOCK_N=64)
     sig = {"*": dtype, **{p: "fp32" for p in ("bias_ptr", "pre_scale_ptr", "pre_shift_ptr", "post_scale_ptr",
                                               "post_shift_ptr")}}

@@ -6,13 +6,8 @@ conv.py passes). Tiles of ``BLOCK_M × BLOCK_N`` outputs per program, reducing o
 ``BLOCK_K`` steps with ``tl.dot`` (fp32 accumulation), programs ordered in groups of ``GROUP_M``
 row tiles for L2 reuse (the layout of Triton's matrix-multiplication tutorial).
 
-Epilogue (`_common.epilogue_store`; the IR's ``fused_fc`` / ``highway_fc`` attribute names), fp32::
-
-    z = act(x @ Wᵀ + bias);  z = scale·z + residual;  y = post_act(z)
-    highway=(H, carry):  y = H·y + carry·(1 − y)
-    highway_carry=carry: the weight holds [W_H; W_T] (2·N rows), y = y·T + carry·(1 − T),
-                         T = gate_act(x @ W_Tᵀ + b_T)
-    out[m, c_offset + n] = y
+Epilogue: one `Epilogue` (epilogue.py; run by `_common.epilogue_store`), as for conv2d; with
+``carry`` (the IR's ``highway_fc``) the weight holds ``[W_H; W_T]`` (2·N rows).
 
 Note for the launcher: an fc layer after a flatten of an NHWC map sees features in (h, w, c) order;
 PyTorch's weights (flattened from NCHW, (c, h, w) order) must be permuted accordingly.
@@ -24,6 +19,7 @@ import triton.language as tl
 
 from cnndsl.backends.triton import _common as C
 from cnndsl.backends.triton._common import dot_acc, epilogue_store
+from cnndsl.backends.triton.epilogue import Epilogue
 
 
 @triton.jit
@@ -32,18 +28,16 @@ def _gemm_kernel(
     b_ptr,  # weight [N_w, K] (nn.Linear layout): element (n, k) at n*stride_bn + k*stride_bk; T's rows at t_off + n
     bias_ptr,  # bias [N_w] (read only when HAS_BIAS)
     res_ptr,  # residual [M, C_RES]: (m, n) at m*stride_rm + n (read only when HAS_RES)
-    hw_h_ptr,  # highway H [M, N]: (m, n) at m*stride_hm + n (HIGHWAY == 1)
-    hw_c_ptr,  # highway carry [M, N]: (m, n) at m*stride_cm + n (HIGHWAY >= 1)
+    hw_c_ptr,  # highway carry [M, N]: (m, n) at m*stride_cm + n (HIGHWAY)
     out_ptr,  # output buffer: (m, n) stored at m*stride_om + c_offset + n
-    M, N, K,  # problem size (N: output columns, half the weight rows with HIGHWAY == 2)
+    M, N, K,  # problem size (N: output columns, half the weight rows with HIGHWAY)
     stride_am,  # x row stride (elements)
     stride_ak,  # x column stride (1 when contiguous)
     stride_bn,  # weight stride along N (K for nn.Linear's contiguous [N, K])
     stride_bk,  # weight stride along K (1 for nn.Linear's layout)
-    t_off,  # first weight row / bias entry of the gate T (HIGHWAY == 2)
+    t_off,  # first weight row / bias entry of the gate T (HIGHWAY)
     stride_rm,  # residual row stride
     C_RES,  # residual columns (= N)
-    stride_hm,  # highway H row stride
     stride_cm,  # highway carry row stride
     stride_om,  # output row stride (N_total of a concat buffer)
     c_offset,  # first output column of this layer in the output buffer
@@ -54,7 +48,6 @@ def _gemm_kernel(
     HAS_BIAS: tl.constexpr, HAS_RES: tl.constexpr, HIGHWAY: tl.constexpr,
     ACT: tl.constexpr, POST_ACT: tl.constexpr, GATE_ACT: tl.constexpr, ROUTE: tl.constexpr,
     POST_NORM: tl.constexpr,
-    ALLOW_TF32: tl.constexpr,  # fp32 inputs: tf32 tensor cores (True) or exact fp32 dot (False)
     UPCAST: tl.constexpr,  # convert loaded operands to fp32 before the dot (interpreter; bf16/fp16)
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
     GROUP_M: tl.constexpr,  # row tiles swept together for L2 reuse
@@ -78,7 +71,7 @@ def _gemm_kernel(
 
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     acc_t = acc
-    if HIGHWAY == 2:
+    if HIGHWAY:
         acc_t = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     for k0 in range(0, K, BLOCK_K):
         offs_k = k0 + tl.arange(0, BLOCK_K)
@@ -86,14 +79,14 @@ def _gemm_kernel(
         a = tl.load(a_rows[:, None] + offs_k[None, :] * stride_ak, mask=mask_m[:, None] & mask_k[None, :], other=0.0)
         b_mask = mask_k[:, None] & mask_n[None, :]
         b = tl.load(b_cols[None, :] + offs_k[:, None] * stride_bk, mask=b_mask, other=0.0)
-        acc = dot_acc(acc, a, b, UPCAST, ALLOW_TF32)
-        if HIGHWAY == 2:
+        acc = dot_acc(acc, a, b, UPCAST)
+        if HIGHWAY:
             b_t = tl.load(b_cols_t[None, :] + offs_k[:, None] * stride_bk, mask=b_mask, other=0.0)
-            acc_t = dot_acc(acc_t, a, b_t, UPCAST, ALLOW_TF32)
+            acc_t = dot_acc(acc_t, a, b_t, UPCAST)
 
     res_off = offs_m.to(tl.int64) * stride_rm
     epilogue_store(acc, acc_t, offs_m, offs_n, mask_m, mask_n, res_off, bias_ptr, t_off, res_ptr, C_RES,
-                   hw_h_ptr, stride_hm, hw_c_ptr, stride_cm, out_ptr, stride_om, c_offset,
+                   hw_c_ptr, stride_cm, out_ptr, stride_om, c_offset,
                    route_ptr, stride_qm, route_lo, route_hi, route_shift, post_scale_ptr, post_shift_ptr,
                    scale, act_a, act_s, post_a, post_s, gate_a, gate_s,
                    HAS_BIAS, HAS_RES, HIGHWAY, ACT, POST_ACT, GATE_ACT, ROUTE, POST_NORM)
@@ -123,38 +116,19 @@ def _gemm_default(m: int, n: int, k: int) -> triton.Config:
 def linear(
     x: torch.Tensor,
     weight: torch.Tensor,
-    bias: torch.Tensor | None = None,
+    epilogue: Epilogue | None = None,
     *,
-    act: str = "none",
-    act_a: float = 1.0,
-    act_s: float = 1.0,
-    scale: float = 1.0,
-    residual: torch.Tensor | None = None,
-    post_act: str = "none",
-    post_a: float = 1.0,
-    post_s: float = 1.0,
-    highway: tuple[torch.Tensor, torch.Tensor] | None = None,
-    highway_carry: torch.Tensor | None = None,
-    gate_act: str = "sigmoid",
-    gate_a: float = 1.0,
-    gate_s: float = 1.0,
-    out: torch.Tensor | None = None,
-    c_offset: int = 0,
-    allow_tf32: bool = False,
     config: triton.Config | dict | None = None,
-    route: tuple[int, int, torch.Tensor, int] | None = None,
-    post_norm: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """``post_act(scale·act(x @ weightᵀ + bias) + residual)`` (+ highway); returns the written view.
+    """``x @ weightᵀ`` with a fused `Epilogue` (bias, residual, activations, highway); returns the
+    written view.
 
     x: ``[M, K]`` (any strides). weight: ``[N, K]`` (nn.Linear layout, any strides), x's dtype;
-    ``[2·N, K]`` with `highway_carry` (H's rows, then T's). bias: ``[N]`` (``[2·N]``) or None.
-    residual, highway ``(H, carry)``, highway_carry: ``[M, N]`` with unit column stride. out: None
-    (allocate ``[M, N]`` in x's dtype) or an ``[M, N_total]`` buffer (unit column stride) written at
-    columns ``[c_offset, c_offset + N)``; the return value is that slice. route ``(lo, hi, buffer,
-    offset)``: columns ``[lo, hi)`` go to ``buffer[:, offset:offset + hi − lo]`` instead of out.
-    post_norm ``(scale, shift)``: fp32 ``[N]`` vectors applied after the residual, before post_act.
+    ``[2·N, K]`` with ``epilogue.carry`` (H's rows, then T's). epilogue.residual and carry: ``[M, N]``
+    with unit column stride. epilogue.out: None (allocate ``[M, N]``) or an ``[M, N_total]`` buffer
+    (unit column stride) written at columns ``[c_offset, c_offset + N)``.
     """
+    ep = epilogue or Epilogue()
     if x.dim() != 2:
         raise ValueError(f"x: expected [M, K], got shape {tuple(x.shape)}")
     if weight.dim() != 2:
@@ -166,37 +140,36 @@ def linear(
     n_w, k2 = weight.shape
     if k != k2:
         raise ValueError(f"weight: expected [N, {k}], got {tuple(weight.shape)}")
-    if highway_carry is not None and n_w % 2:
-        raise ValueError(f"highway_carry: the weight needs 2·N rows (H's, then T's), got {n_w}")
-    n = n_w // 2 if highway_carry is not None else n_w
+    if ep.carry is not None and n_w % 2:
+        raise ValueError(f"highway carry: the weight needs 2·N rows (H's, then T's), got {n_w}")
+    if tuple(ep.res_stride) != (1, 1):
+        raise ValueError(f"res_stride: an fc residual is not subsampled, got {ep.res_stride}")
+    n = n_w // 2 if ep.carry is not None else n_w
     C.check_same_device(x=x, weight=weight)
-    if residual is not None:
-        C.row_stride("residual", residual, (m, n))
-    buf, ep = C.epilogue_args((m,), n, x, bias=bias, residual=residual, highway=highway,
-                              highway_carry=highway_carry, out=out, c_offset=c_offset, act=act, act_a=act_a,
-                              act_s=act_s, scale=scale, post_act=post_act, post_a=post_a, post_s=post_s,
-                              gate_act=gate_act, gate_a=gate_a, gate_s=gate_s, route=route, post_norm=post_norm)
+    if ep.residual is not None:
+        C.row_stride("residual", ep.residual, (m, n))
+    buf, ep_args = C.epilogue_args((m,), n, x, ep)
+    c_offset = ep.c_offset
     C.no_alias(buf[:, c_offset:c_offset + n], x=x, weight=weight)
-    if route is not None:
-        C.no_alias(route[2][:, route[3]:route[3] + route[1] - route[0]], x=x, weight=weight)
-    in_place = any(C.shares_storage(buf, t) for t in C.epilogue_inputs(residual, highway, highway_carry))
-    args = dict(a_ptr=x, b_ptr=weight, **ep, M=m, N=n, K=k, stride_am=x.stride(0), stride_ak=x.stride(1),
+    if ep.route is not None:
+        C.no_alias(ep.route.into[:, ep.route.at:ep.route.at + ep.route.hi - ep.route.lo], x=x, weight=weight)
+    args = dict(a_ptr=x, b_ptr=weight, **ep_args, M=m, N=n, K=k, stride_am=x.stride(0), stride_ak=x.stride(1),
                 stride_bn=weight.stride(0), stride_bk=weight.stride(1),
-                stride_rm=residual.stride(0) if residual is not None else 0, C_RES=n,
-                ALLOW_TF32=bool(allow_tf32) and dt == "fp32", UPCAST=C.is_interpreted(_gemm_kernel) and dt != "fp32")
+                stride_rm=ep.residual.stride(0) if ep.residual is not None else 0, C_RES=n,
+                UPCAST=C.is_interpreted(_gemm_kernel) and dt != "fp32")
 
     def grid(meta):
         return (triton.cdiv(m, meta["BLOCK_M"]) * triton.cdiv(n, meta["BLOCK_N"]),)
 
-    C.launch(_gemm_kernel, _gemm_tuned, grid, args, config, lambda: _gemm_default(m, n, k), in_place)
+    C.launch(_gemm_kernel, _gemm_tuned, grid, args, config, lambda: _gemm_default(m, n, k), C.reads_output(buf, ep))
     return buf[:, c_offset:c_offset + n]
 
 
 def compile_specs(dtype: str = "fp16") -> list[tuple[object, dict[str, str], dict[str, object]]]:
     """Representative ``(kernel, signature, constexprs)`` tuples, for `triton.compile`."""
-    cst = dict(HAS_BIAS=True, HAS_RES=True, HIGHWAY=1, ACT=4, POST_ACT=2, GATE_ACT=2, ROUTE=True, POST_NORM=True,
-               ALLOW_TF32=False, UPCAST=False, BLOCK_M=64, BLOCK_N=64, BLOCK_K=32, GROUP_M=8)
-    pair = dict(cst, HAS_RES=False, HIGHWAY=2, ACT=1, POST_ACT=0, GATE_ACT=2, ROUTE=False, POST_NORM=False)
+    cst = dict(HAS_BIAS=True, HAS_RES=True, HIGHWAY=False, ACT=4, POST_ACT=2, GATE_ACT=2, ROUTE=True, POST_NORM=True,
+               UPCAST=False, BLOCK_M=64, BLOCK_N=64, BLOCK_K=32, GROUP_M=8)
+    pair = dict(cst, HAS_RES=False, HIGHWAY=True, ACT=1, POST_ACT=0, GATE_ACT=2, ROUTE=False, POST_NORM=False)
     sig = {"*": dtype, "bias_ptr": "fp32", "post_scale_ptr": "fp32", "post_shift_ptr": "fp32"}
     return [(_gemm_kernel, C.signature(_gemm_kernel, sig, cst), cst),
             (_gemm_kernel, C.signature(_gemm_kernel, sig, pair), pair)]

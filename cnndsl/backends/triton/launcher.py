@@ -1,11 +1,11 @@
 """Run an optimised cnndsl IR with the Triton kernels: one launch per IR node, NHWC buffers.
 
-    to_triton(graph, weights=None, device="cuda", dtype=torch.float16, cuda_graph=False) -> TritonNetwork
+    to_triton(graph, weights, device="cuda", dtype=torch.float16, cuda_graph=False) -> TritonNetwork
     plan_launch(graph, batch=1, itemsize=2) -> LaunchPlan        (plan.py: passes only, no weights, no device)
 
-`to_triton` takes the torch backend's `state_dict()` for `graph` (a fresh `to_torch(graph)`'s
-when None), runs `cnndsl.passes.optimize` (densify → fold_bn → fuse_1x1 → fuse_epilogue →
-fuse_post_norm → fuse_prologue → concat_elim → plan_buffers), packs the weights once (conv:
+`to_triton` takes the torch backend's `state_dict()` for `graph` (`Network.to_triton` makes a
+fresh module's when given none), runs `cnndsl.passes.optimize` (densify → fold_bn → fuse_1x1 →
+fuse_epilogue → fuse_post_norm → fuse_prologue → concat_elim → plan_buffers), packs the weights once (conv:
 `pack_conv_weight`; an fc or rbf reading a C×H×W map gets its columns permuted from (c, h, w) to
 the NHWC (h, w, c) order; biases, prologue and post-norm vectors stay fp32) and returns a callable
 `TritonNetwork`:
@@ -16,8 +16,8 @@ the NHWC (h, w, c) order; biases, prologue and post-norm vectors stay fp32) and 
   for each batch size (sizes scale linearly with the batch); a producer of an eliminated
   concat writes straight into its channel slice (`out=`, `c_offset=`), and a merged 1x1 conv
   writes the slice a concat needs there too (`route=`);
-- each IR node is one `Step`: a Triton kernel (`conv2d` for fused_conv / highway_conv, with
-  their prologue and epilogue, `linear` for fused_fc / highway_fc, `pool2d` / `global_pool2d`,
+- each IR node is one `Step`, run as the op table (table.py) says: a Triton kernel (`conv2d`
+  for fused_conv / highway_conv, with their prologue and epilogue, `linear` for fused_fc / highway_fc, `pool2d` / `global_pool2d`,
   `local_response_norm`, `softmax_lastdim`, `euclidean_rbf`), a view (flatten of a map read
   only by fc layers, dropout, a channel slice), nothing (an eliminated concat, a routed slice),
   or a *torch fallback*: the node's torch lowering applied to NCHW copies of its inputs and
@@ -25,6 +25,8 @@ the NHWC (h, w, c) order; biases, prologue and post-norm vectors stay fp32) and 
   something else, an add of one tensor to itself, a concat of an input, standalone
   activations, a second slice of one merged conv into a concat, …). Fallbacks are counted
   and listed in `net.report`; no zoo network has one;
+- each step is bound once per batch size to its buffer views (`_bind`): a forward pass only
+  launches, with no graph lookups or slice resolution;
 - each step keeps the `.cnn` spans of the IR nodes it covers (its own and those it absorbed:
   `fused`, `pre_fused`, folded batch norms), so `net.check(x, torch_module)` can name the
   source line of the first node whose output differs from the torch module's, and
@@ -42,16 +44,31 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import networkx as nx
 import torch
+from torch import fx
 
-from cnndsl.backends.triton.plan import CONV_OPS, FC_OPS, LaunchPlan, LaunchReport, Step, plan_launch
+from cnndsl.backends.torch.lower import LOWERINGS, Fn
+from cnndsl.backends.triton._common import is_interpreted
+from cnndsl.backends.triton.conv import _conv_igemm_kernel, conv2d, pack_conv_weight
+from cnndsl.backends.triton.epilogue import Act, Epilogue, Prologue, Route
+from cnndsl.backends.triton.gemm import linear
+from cnndsl.backends.triton.lrn import local_response_norm
+from cnndsl.backends.triton.plan import LaunchPlan, LaunchReport, Step, plan_launch
+from cnndsl.backends.triton.pool import global_pool2d, pool2d
+from cnndsl.backends.triton.rbf import euclidean_rbf
+from cnndsl.backends.triton.softmax import softmax_lastdim
+from cnndsl.backends.triton.table import CONV_FAMILY, FC_FAMILY, RBF_FAMILY
 from cnndsl.ir.graph import in_shapes, inputs_of
 from cnndsl.passes.concat_elim import resolve_slice
 
 __all__ = ["LaunchPlan", "LaunchReport", "Step", "TritonNetwork", "plan_launch", "to_triton"]
+
+Run = Callable[[list[torch.Tensor]], torch.Tensor]
+"""One bound step: its input values → its output value (launches, views or copies; no planning)."""
 
 
 def _nchw(t: torch.Tensor, hwc: tuple[int, int, int] | None = None) -> torch.Tensor:
@@ -62,6 +79,45 @@ def _nchw(t: torch.Tensor, hwc: tuple[int, int, int] | None = None) -> torch.Ten
         c, h, w = hwc
         return t.reshape(t.shape[0], h, w, c).permute(0, 3, 1, 2).reshape(t.shape[0], -1)
     return t
+
+
+@dataclass(frozen=True)
+class _Target:
+    """Where a node's output lives: buffer `buffer`, inside the tensor of `shape` (its own, or its
+    outermost concat's: C×H×W or F) at channels ``[offset, offset + channels)``."""
+
+    buffer: int
+    shape: tuple[int, ...]
+    offset: int
+    channels: int
+
+    @staticmethod
+    def of(g: nx.MultiDiGraph, node: str) -> _Target:
+        where = resolve_slice(g, node)
+        owner, offset = (node, 0) if where is None else where
+        return _Target(g.nodes[node]["attrs"]["buffer"], tuple(g.nodes[owner]["shape"]), offset,
+                       g.nodes[node]["shape"][0])
+
+    def full(self, bufs: list[torch.Tensor], batch: int) -> torch.Tensor:
+        """The whole NHWC (or [N, F]) tensor this output is a channel slice of."""
+        t = bufs[self.buffer][: batch * math.prod(self.shape)]
+        return t.view(batch, self.shape[1], self.shape[2], self.shape[0]) if len(self.shape) == 3 else t.view(batch, -1)
+
+    def view(self, bufs: list[torch.Tensor], batch: int) -> torch.Tensor:
+        return self.full(bufs, batch)[..., self.offset:self.offset + self.channels]
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """What a step needs from the graph, read once per network: its attributes, where its inputs
+    are in the run's value list, where it writes, and (a merged 1x1 conv) where its routed slice goes."""
+
+    step: Step
+    attrs: Mapping[str, Any]
+    srcs: tuple[int, ...]
+    target: _Target | None
+    route: tuple[int, int, _Target] | None
+    hwc: tuple[tuple[int, int, int] | None, ...]  # per input: the (C, H, W) of a flat one in (h, w, c) order
 
 
 class TritonNetwork:
@@ -82,7 +138,11 @@ class TritonNetwork:
         self._params: dict[str, dict[str, torch.Tensor]] = {}
         self._modules: dict[str, Any] = {}
         self._pack(weights)
+        self._prepared = self._prepare()
+        self._out_index = [next(i for i, st in enumerate(self.steps) if st.node == n) for n in self.outputs]
+        self._out_hwc = [plan.hwc_flat.get(n) for n in self.outputs]
         self._buffers: dict[int, list[torch.Tensor]] = {}
+        self._bound: dict[int, list[tuple[Run, tuple[int, ...]]]] = {}
         self._graphs: dict[tuple, Any] = {}
         plan_info = plan.graph.graph.get("buffer_plan", {"batch": 1, "itemsize": 2})
         per = plan_info["batch"] * plan_info["itemsize"]
@@ -95,15 +155,12 @@ class TritonNetwork:
         return t.detach().to(device=self.device, dtype=dtype)
 
     def _pack(self, weights: Mapping[str, Any]) -> None:
-        from cnndsl.backends.torch.lower import LOWERINGS
-        from cnndsl.backends.triton.conv import pack_conv_weight
-
         g = self.graph
         for step in self.steps:
             node, data = step.node, g.nodes[step.node]
-            if step.kind == "triton" and step.op in CONV_OPS + FC_OPS + ("rbf",):
+            if step.family in (CONV_FAMILY, FC_FAMILY, RBF_FAMILY):
                 wt = self._tensor(weights[f"{node}.weight"], torch.float32)
-                if step.op in CONV_OPS:
+                if step.family == CONV_FAMILY:
                     wt = pack_conv_weight(wt)
                 else:
                     src = inputs_of(g, node)[0]
@@ -114,14 +171,16 @@ class TritonNetwork:
                         wt = wt.view(wt.shape[0], c, h, ww).permute(0, 2, 3, 1).reshape(wt.shape[0], -1)
                     wt = wt.contiguous()
                 p = {"weight": wt.to(self.dtype).contiguous()}
-                if step.op != "rbf" and data["attrs"].get("bias", True) and f"{node}.bias" in weights:
+                if step.family != RBF_FAMILY and data["attrs"].get("bias", True) and f"{node}.bias" in weights:
                     p["bias"] = self._tensor(weights[f"{node}.bias"], torch.float32).contiguous()
                 for flag, keys in (("pre", ("pre_scale", "pre_shift")), ("post_norm", ("post_scale", "post_shift"))):
                     if data["attrs"].get(flag):
                         for key in keys:
                             p[key] = self._tensor(weights[f"{node}.{key}"], torch.float32).contiguous()
                 self._params[node] = p
-            elif step.kind == "torch" and step.op in LOWERINGS and step.op not in ("flatten", "slice"):
+            elif step.family == "torch lowering":
+                if step.op not in LOWERINGS:
+                    raise ValueError(f"{node}: the torch backend has no lowering for {step.op!r} to fall back on")
                 lowered = LOWERINGS[step.op](data["attrs"], in_shapes(g, node), data["shape"])
                 if isinstance(lowered, torch.nn.Module):
                     prefix = node + "."
@@ -131,30 +190,147 @@ class TritonNetwork:
                     lowered = lowered.to(device=self.device, dtype=self.dtype).eval()
                 self._modules[node] = lowered
 
-    # ---- buffers ----------------------------------------------------------------------------
+    # ---- the plan, bound to buffers ------------------------------------------------------------
 
-    def _alloc(self, batch: int) -> list[torch.Tensor]:
-        bufs = self._buffers.get(batch)
-        if bufs is None:
-            bufs = [torch.empty(n * batch, dtype=self.dtype, device=self.device) for n in self._buffer_elems]
-            self._buffers[batch] = bufs
-        return bufs
-
-    def _target(self, node: str, bufs: list[torch.Tensor], batch: int) -> tuple[torch.Tensor, int]:
-        """(the whole tensor the node writes into, channel offset): its own, or its concat's."""
+    def _prepare(self) -> list[_Prepared]:
+        """Everything each step reads from the graph, once: a forward pass does no graph lookups."""
         g = self.graph
-        where = resolve_slice(g, node)
-        owner, offset = (node, 0) if where is None else where
-        shape = g.nodes[owner]["shape"]
-        buf = bufs[g.nodes[node]["attrs"]["buffer"]]
-        full = buf[: batch * math.prod(shape)]
-        full = full.view(batch, shape[1], shape[2], shape[0]) if len(shape) == 3 else full.view(batch, *shape)
-        return full, offset
+        index = {st.node: i for i, st in enumerate(self.steps)}
+        given = {n: len(self.steps) + k for k, n in enumerate(self.inputs)}  # the given inputs' slots
+        prepared = []
+        for st in self.steps:
+            attrs = g.nodes[st.node]["attrs"]
+            srcs = (given[st.node],) if st.kind == "input" else tuple(index[s] for s in inputs_of(g, st.node))
+            writes = st.kind in ("input", "triton", "torch", "none")
+            route = None
+            if attrs.get("route"):
+                sl = g.nodes[attrs["route"]]["attrs"]
+                route = (sl["start"], sl["stop"], _Target.of(g, attrs["route"]))
+            hwc = tuple(self.plan.hwc_flat.get(s) for s in inputs_of(g, st.node))
+            prepared.append(_Prepared(st, attrs, srcs, _Target.of(g, st.node) if writes else None, route, hwc))
+        return prepared
 
-    def _out_view(self, node: str, bufs: list[torch.Tensor], batch: int) -> torch.Tensor:
-        full, off = self._target(node, bufs, batch)
-        c = self.graph.nodes[node]["shape"][0]
-        return full[..., off:off + c]
+    def _bind(self, batch: int) -> list[tuple[Run, tuple[int, ...]]]:
+        """Each step bound to this batch size's buffers (views made once), with its inputs' slots."""
+        bound = self._bound.get(batch)
+        if bound is None:
+            bufs = self._buffers.get(batch)
+            if bufs is None:
+                bufs = [torch.empty(n * batch, dtype=self.dtype, device=self.device) for n in self._buffer_elems]
+                self._buffers[batch] = bufs
+            bound = self._bound[batch] = [(_LAUNCH[p.step.family](self, p, bufs, batch), p.srcs)
+                                          for p in self._prepared]
+        return bound
+
+    def _conv(self, p: _Prepared, bufs: list[torch.Tensor], batch: int) -> Run:
+        a, w = p.attrs, self._params[p.step.node]
+        kw: dict[str, Any] = dict(stride=a["stride"], padding=a["pad"], dilation=a["dilation"], groups=a["groups"])
+        if a.get("pre"):
+            kw["prologue"] = Prologue(w["pre_scale"], w["pre_shift"], _act(a, "pre"))
+        weight, ep = w["weight"], self._epilogue(p, bufs, batch)
+        if p.step.op == "highway_conv":
+            return lambda ins: conv2d(ins[0], weight, replace(ep, carry=ins[1]), **kw)
+        if a.get("residual", "none") != "none":
+            return lambda ins: conv2d(ins[0], weight, replace(ep, residual=ins[1]), **kw)
+        return lambda ins: conv2d(ins[0], weight, ep, **kw)
+
+    def _linear(self, p: _Prepared, bufs: list[torch.Tensor], batch: int) -> Run:
+        weight, ep = self._params[p.step.node]["weight"], self._epilogue(p, bufs, batch)
+        if p.step.op == "highway_fc":
+            return lambda ins: linear(ins[0].reshape(batch, -1), weight, replace(ep, carry=ins[1]))
+        if p.attrs.get("residual", "none") != "none":
+            return lambda ins: linear(ins[0].reshape(batch, -1), weight, replace(ep, residual=ins[1].reshape(batch, -1)))
+        return lambda ins: linear(ins[0].reshape(batch, -1), weight, ep)
+
+    def _epilogue(self, p: _Prepared, bufs: list[torch.Tensor], batch: int) -> Epilogue:
+        """A conv / fc step's epilogue, but for the operands that are its input values (residual, carry)."""
+        a, w = p.attrs, self._params[p.step.node]
+        route = None
+        if p.route is not None:
+            lo, hi, into = p.route
+            route = Route(lo, hi, into.full(bufs, batch), into.offset)
+        out, off = p.target.full(bufs, batch), p.target.offset
+        if p.step.op.startswith("highway"):
+            return Epilogue(bias=w.get("bias"), act=_act(a, "act"), gate=_act(a, "gate", "sigmoid"), out=out,
+                            c_offset=off)
+        residual = a.get("residual", "none")
+        return Epilogue(bias=w.get("bias"), act=_act(a, "act"), scale=a.get("scale", 1.0) if residual != "none" else 1.0,
+                        res_stride=tuple(a.get("res_stride", (1, 1))) if residual == "zeropad" else (1, 1),
+                        post_norm=(w["post_scale"], w["post_shift"]) if a.get("post_norm") else None,
+                        post=_act(a, "post"), out=out, c_offset=off, route=route)
+
+    def _pool(self, p: _Prepared, bufs: list[torch.Tensor], batch: int) -> Run:
+        a, out = p.attrs, p.target.full(bufs, batch)
+        mode = "max" if p.step.op == "maxpool" else "avg"
+        kw: dict[str, Any] = dict(out=out, c_offset=p.target.offset)
+        if a.get("adaptive"):
+            kw["output_size"] = a["kernel"]
+        else:
+            kw.update(kernel_size=a["kernel"], stride=a["stride"], padding=a["pad"],
+                      ceil_mode=bool(a.get("ceil", False)), count_include_pad=bool(a.get("count_pad", True)))
+        return lambda ins: pool2d(ins[0], mode, **kw)
+
+    def _global_pool(self, p: _Prepared, bufs: list[torch.Tensor], batch: int) -> Run:
+        mode, out, off = "max" if p.step.op == "maxpool" else "avg", p.target.full(bufs, batch), p.target.offset
+        return lambda ins: global_pool2d(ins[0], mode, out=out, c_offset=off)
+
+    def _lrn(self, p: _Prepared, bufs: list[torch.Tensor], batch: int) -> Run:
+        a, out = p.attrs, p.target.view(bufs, batch)
+        return lambda ins: local_response_norm(ins[0], a["size"], a["alpha"], a["beta"], a["k"], out=out)
+
+    def _softmax(self, p: _Prepared, bufs: list[torch.Tensor], batch: int) -> Run:
+        out = p.target.view(bufs, batch)
+        return lambda ins: softmax_lastdim(ins[0], out=out)
+
+    def _rbf(self, p: _Prepared, bufs: list[torch.Tensor], batch: int) -> Run:
+        centres, out, off = self._params[p.step.node]["weight"], p.target.full(bufs, batch), p.target.offset
+        return lambda ins: euclidean_rbf(ins[0].reshape(batch, -1), centres, out=out, c_offset=off)
+
+    def _input(self, p: _Prepared, bufs: list[torch.Tensor], batch: int) -> Run:
+        out, device, dtype = p.target.view(bufs, batch), self.device, self.dtype
+
+        def copy_in(ins: list[torch.Tensor]) -> torch.Tensor:
+            x = ins[0].to(device=device, dtype=dtype)
+            return out.copy_(x.permute(0, 2, 3, 1) if x.dim() == 4 else x)
+
+        return copy_in
+
+    def _written(self, p: _Prepared, bufs: list[torch.Tensor], batch: int) -> Run:
+        """An eliminated concat or a routed slice: its producers wrote its buffer."""
+        out = p.target.view(bufs, batch)
+        return lambda ins: out
+
+    def _slice(self, p: _Prepared, bufs: list[torch.Tensor], batch: int) -> Run:
+        lo, hi = p.attrs["start"], p.attrs["stop"]
+        return lambda ins: ins[0][..., lo:hi]
+
+    def _flatten(self, p: _Prepared, bufs: list[torch.Tensor], batch: int) -> Run:
+        return lambda ins: ins[0].reshape(batch, -1)
+
+    def _identity(self, p: _Prepared, bufs: list[torch.Tensor], batch: int) -> Run:
+        return lambda ins: ins[0]
+
+    def _slice_copy(self, p: _Prepared, bufs: list[torch.Tensor], batch: int) -> Run:
+        lo, hi, out = p.attrs["start"], p.attrs["stop"], p.target.view(bufs, batch)
+        return lambda ins: out.copy_(ins[0][..., lo:hi])
+
+    def _flatten_copy(self, p: _Prepared, bufs: list[torch.Tensor], batch: int) -> Run:
+        out = p.target.view(bufs, batch)
+        return lambda ins: out.copy_(_nchw(ins[0]).reshape(batch, -1))
+
+    def _fallback(self, p: _Prepared, bufs: list[torch.Tensor], batch: int) -> Run:
+        """The node's torch lowering on NCHW copies of its inputs, written back into its buffer."""
+        out, lowered, hwc = p.target.view(bufs, batch), self._modules[p.step.node], p.hwc
+
+        def run(ins: list[torch.Tensor]) -> torch.Tensor:
+            args = [_nchw(t, f) for t, f in zip(ins, hwc)]
+            if isinstance(lowered, Fn):
+                y = lowered.fn(list(args), **lowered.kwargs) if lowered.packed else lowered.fn(*args, **lowered.kwargs)
+            else:
+                y = lowered(*args)
+            return out.copy_(y.permute(0, 2, 3, 1) if y.dim() == 4 else y)
+
+        return run
 
     # ---- running ------------------------------------------------------------------------------
 
@@ -167,12 +343,9 @@ class TritonNetwork:
         if self.cuda_graph:
             return self._replay(xs)
         with torch.no_grad():
-            env = self._run(xs)
-            outs = tuple(self._output(n, env) for n in self.outputs)
+            values = self._run(xs)
+            outs = tuple(_nchw(values[i], hwc).contiguous().clone() for i, hwc in zip(self._out_index, self._out_hwc))
         return outs[0] if len(outs) == 1 else outs
-
-    def _output(self, node: str, env: dict[str, torch.Tensor]) -> torch.Tensor:
-        return _nchw(env[node], self.plan.hwc_flat.get(node)).contiguous().clone()
 
     def _replay(self, xs: Sequence[torch.Tensor]):
         """The CUDA-graph path: capture once per input shape (after an eager warm-up, which compiles
@@ -181,14 +354,15 @@ class TritonNetwork:
         entry = self._graphs.get(key)
         if entry is None:
             static = [x.to(self.device, self.dtype).clone() for x in xs]
+            pairs = list(zip(self._out_index, self._out_hwc))
             with torch.no_grad():
-                env = self._run(static)
-                outs = [_nchw(env[n], self.plan.hwc_flat.get(n)).contiguous().clone() for n in self.outputs]
+                values = self._run(static)
+                outs = [_nchw(values[i], hwc).contiguous().clone() for i, hwc in pairs]
 
                 def body() -> None:
-                    env = self._run(static)
-                    for out, n in zip(outs, self.outputs):
-                        out.copy_(_nchw(env[n], self.plan.hwc_flat.get(n)))
+                    values = self._run(static)
+                    for out, (i, hwc) in zip(outs, pairs):
+                        out.copy_(_nchw(values[i], hwc))
 
                 entry = self._graphs[key] = (self._capture(body), static, outs)
         replay, static, outs = entry
@@ -207,127 +381,15 @@ class TritonNetwork:
         return graph.replay
 
     def _run(self, xs: Sequence[torch.Tensor], record: Callable[[Step, torch.Tensor], None] | None = None
-             ) -> dict[str, torch.Tensor]:
-        batch = xs[0].shape[0]
-        bufs = self._alloc(batch)
-        env: dict[str, torch.Tensor] = {}
-        given = dict(zip(self.inputs, xs))
-        for step in self.steps:
-            value = self._step(step, env, bufs, batch, given)
-            if value is not None:
-                env[step.node] = value
-                if record is not None:
-                    record(step, value)
-        return env
-
-    def _step(self, step: Step, env: dict[str, torch.Tensor], bufs: list[torch.Tensor], batch: int,
-              given: dict[str, torch.Tensor]) -> torch.Tensor | None:
-        from cnndsl.backends import triton as K
-
-        g, node, op = self.graph, step.node, step.op
-        attrs = g.nodes[node]["attrs"]
-        ins = [env[s] for s in inputs_of(g, node)]
-        if step.kind == "input":
-            out = self._out_view(node, bufs, batch)
-            x = given[node].to(device=self.device, dtype=self.dtype)
-            out.copy_(x.permute(0, 2, 3, 1) if x.dim() == 4 else x)
-            return out
-        if step.kind == "none":  # eliminated concat or routed slice: its producers wrote the buffer
-            full, off = self._target(node, bufs, batch)
-            return full[..., off:off + g.nodes[node]["shape"][0]]
-        if step.kind == "view":
-            x = ins[0]
-            if op == "slice":
-                return x[..., attrs["start"]:attrs["stop"]]
-            if op == "flatten":
-                return x.reshape(batch, -1)
-            return x  # dropout
-        if step.kind == "torch":
-            return self._fallback(step, ins, bufs, batch)
-        full, off = self._target(node, bufs, batch)
-        if op in CONV_OPS:
-            p = self._params[node]
-            kw = dict(stride=attrs["stride"], padding=attrs["pad"], dilation=attrs["dilation"],
-                      groups=attrs["groups"], act=attrs.get("act", "none"), act_a=attrs.get("act_a", 1.0),
-                      act_s=attrs.get("act_s", 1.0), out=full, c_offset=off)
-            if attrs.get("pre"):
-                kw.update(pre=(p["pre_scale"], p["pre_shift"]), pre_act=attrs.get("pre_act", "none"),
-                          pre_a=attrs.get("pre_a", 1.0), pre_s=attrs.get("pre_s", 1.0))
-            if attrs.get("route"):
-                sl = attrs["route"]
-                into, at = self._target(sl, bufs, batch)
-                kw["route"] = (g.nodes[sl]["attrs"]["start"], g.nodes[sl]["attrs"]["stop"], into, at)
-            if op == "highway_conv":
-                kw.update(highway_carry=ins[1], gate_act=attrs.get("gate_act", "sigmoid"),
-                          gate_a=attrs.get("gate_a", 1.0), gate_s=attrs.get("gate_s", 1.0))
-            else:
-                kw.update(self._epilogue(attrs, ins, p))
-                if attrs.get("residual", "none") == "zeropad":
-                    kw["res_stride"] = tuple(attrs.get("res_stride", (1, 1)))
-            return K.conv2d(ins[0], p["weight"], p.get("bias"), **kw)
-        if op in FC_OPS:
-            p = self._params[node]
-            x = ins[0].reshape(batch, -1)
-            kw = dict(act=attrs.get("act", "none"), act_a=attrs.get("act_a", 1.0), act_s=attrs.get("act_s", 1.0),
-                      out=full, c_offset=off)
-            if op == "highway_fc":
-                kw.update(highway_carry=ins[1], gate_act=attrs.get("gate_act", "sigmoid"),
-                          gate_a=attrs.get("gate_a", 1.0), gate_s=attrs.get("gate_s", 1.0))
-            else:
-                kw.update(self._epilogue(attrs, ins, p))
-            return K.linear(x, p["weight"], p.get("bias"), **kw)
-        if op in ("maxpool", "avgpool"):
-            mode = "max" if op == "maxpool" else "avg"
-            if attrs["kernel"] == "global":
-                return K.global_pool2d(ins[0], mode, out=full, c_offset=off)
-            if attrs.get("adaptive"):
-                return K.pool2d(ins[0], mode, output_size=attrs["kernel"], out=full, c_offset=off)
-            return K.pool2d(ins[0], mode, attrs["kernel"], attrs["stride"], attrs["pad"],
-                            ceil_mode=bool(attrs.get("ceil", False)),
-                            count_include_pad=bool(attrs.get("count_pad", True)), out=full, c_offset=off)
-        c = g.nodes[node]["shape"][0]
-        out = full[..., off:off + c]
-        if op == "lrn":
-            return K.local_response_norm(ins[0], attrs["size"], attrs["alpha"], attrs["beta"], attrs["k"], out=out)
-        if op == "softmax":
-            return K.softmax_lastdim(ins[0], out=out)
-        if op == "rbf":
-            return K.euclidean_rbf(ins[0].reshape(batch, -1), self._params[node]["weight"], out=full, c_offset=off)
-        raise AssertionError(f"no Triton launch for {op}")  # pragma: no cover
-
-    @staticmethod
-    def _epilogue(attrs: Mapping[str, Any], ins: list[torch.Tensor], p: Mapping[str, torch.Tensor]) -> dict[str, Any]:
-        kw: dict[str, Any] = dict(post_act=attrs.get("post_act", "none"), post_a=attrs.get("post_a", 1.0),
-                                  post_s=attrs.get("post_s", 1.0))
-        if attrs.get("post_norm"):
-            kw["post_norm"] = (p["post_scale"], p["post_shift"])
-        if attrs.get("residual", "none") != "none":
-            r = ins[1]
-            kw.update(residual=r if r.dim() == 4 else r.reshape(r.shape[0], -1), scale=attrs.get("scale", 1.0))
-        return kw
-
-    def _fallback(self, step: Step, ins: list[torch.Tensor], bufs: list[torch.Tensor], batch: int) -> torch.Tensor:
-        g, node = self.graph, step.node
-        srcs = inputs_of(g, node)
-        out = self._out_view(node, bufs, batch)
-        if step.op == "flatten":
-            y = _nchw(ins[0]).reshape(batch, -1)
-        elif step.op == "slice":
-            a = g.nodes[node]["attrs"]
-            y = ins[0][..., a["start"]:a["stop"]]
-            out.copy_(y)
-            return out
-        else:
-            args = [_nchw(t, self.plan.hwc_flat.get(s)) for t, s in zip(ins, srcs)]
-            lowered = self._modules[node]
-            if isinstance(lowered, torch.nn.Module):
-                y = lowered(*args)
-            elif lowered.packed:
-                y = lowered.fn(list(args), **lowered.kwargs)
-            else:
-                y = lowered.fn(*args, **lowered.kwargs)
-        out.copy_(y.permute(0, 2, 3, 1) if y.dim() == 4 else y)
-        return out
+             ) -> list[torch.Tensor]:
+        """Every step's output value, by step index (the given inputs after them)."""
+        bound = self._bind(xs[0].shape[0])
+        values: list[Any] = [None] * len(bound) + list(xs)
+        for i, (run, srcs) in enumerate(bound):
+            values[i] = run([values[j] for j in srcs])
+            if record is not None:
+                record(self.steps[i], values[i])
+        return values
 
     # ---- checking against the torch module -------------------------------------------------------
 
@@ -359,11 +421,15 @@ class TritonNetwork:
         return first[0] if first else None
 
 
+def _act(attrs: Mapping[str, Any], slot: str, default: str = "none") -> Act:
+    """The IR's activation slot `slot` (act, post, gate, pre: ``{slot}_act`` or ``act``, with its a, s)."""
+    name = attrs.get("act" if slot == "act" else f"{slot}_act", default)
+    key = "act" if slot == "act" else slot
+    return Act(name, attrs.get(f"{key}_a", 1.0), attrs.get(f"{key}_s", 1.0))
+
+
 def _check_device(device: torch.device) -> None:
     """A clear error where the kernels cannot run: no CUDA device, or the CPU without the interpreter."""
-    from cnndsl.backends.triton._common import is_interpreted
-    from cnndsl.backends.triton.conv import _conv_igemm_kernel
-
     interpreted = is_interpreted(_conv_igemm_kernel)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device='cuda': no CUDA device is available here; on the CPU use device='cpu' with "
@@ -377,8 +443,6 @@ def _check_device(device: torch.device) -> None:
 
 def _record_torch(module: torch.nn.Module, xs: Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:
     """Every fx node's output of a torch-backend module, by IR node name."""
-    from torch import fx
-
     values: dict[str, torch.Tensor] = {}
 
     class Rec(fx.Interpreter):
@@ -397,14 +461,30 @@ def _record_torch(module: torch.nn.Module, xs: Sequence[torch.Tensor]) -> dict[s
     return values
 
 
-def to_triton(graph: nx.MultiDiGraph, weights: Mapping[str, Any] | None = None, device: str | torch.device = "cuda",
+def to_triton(graph: nx.MultiDiGraph, weights: Mapping[str, Any], device: str | torch.device = "cuda",
               dtype: torch.dtype | None = torch.float16, cuda_graph: bool = False) -> TritonNetwork:
     """Optimise `graph`, pack `weights` (a torch-backend `state_dict()`) and return the runnable network."""
     dtype = dtype or torch.float16
-    if weights is None:
-        from cnndsl.backends.torch.lower import to_torch
-
-        weights = to_torch(graph).state_dict()
     itemsize = torch.empty((), dtype=dtype).element_size()
     plan = plan_launch(graph, weights, batch=1, itemsize=itemsize)
     return TritonNetwork(plan, plan.weights or {}, device, dtype, cuda_graph)
+
+
+_LAUNCH: dict[str, Callable[[TritonNetwork, _Prepared, list[torch.Tensor], int], Run]] = {
+    CONV_FAMILY: TritonNetwork._conv,
+    FC_FAMILY: TritonNetwork._linear,
+    "pool2d": TritonNetwork._pool,
+    "global_pool2d": TritonNetwork._global_pool,
+    "local_response_norm": TritonNetwork._lrn,
+    "softmax_lastdim": TritonNetwork._softmax,
+    RBF_FAMILY: TritonNetwork._rbf,
+    "input": TritonNetwork._input,
+    "none": TritonNetwork._written,
+    "slice": TritonNetwork._slice,
+    "flatten": TritonNetwork._flatten,
+    "identity": TritonNetwork._identity,
+    "slice copy": TritonNetwork._slice_copy,
+    "flatten copy": TritonNetwork._flatten_copy,
+    "torch lowering": TritonNetwork._fallback,
+}
+"""Each kernel family of the op table (table.py) → the method that binds a step of it to its buffers."""

@@ -2,28 +2,24 @@
 
     plan_launch(graph, weights=None, batch=1, itemsize=2) -> LaunchPlan
 
-`plan_launch` runs `cnndsl.passes.optimize` and decides, node by node, whether a Triton kernel,
-a view, nothing (an eliminated concat, a routed slice) or a torch fallback produces its
-output (see launcher.py, which runs the plan). The plan's report counts the launches and the
+`plan_launch` runs `cnndsl.passes.optimize` and asks the op table (table.py) node by node
+whether a Triton kernel, a view, nothing (an eliminated concat, a routed slice) or a torch
+fallback produces its output (launcher.py runs the plan). The plan's report counts the launches and the
 fusions; `LaunchPlan.listing()` shows every launch with the `.cnn` lines it covers.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import networkx as nx
 
+from cnndsl.backends.triton.table import CONV_FAMILY, FC_FAMILY, rule_for
 from cnndsl.ir.graph import inputs_of
-from cnndsl.passes.concat_elim import routed_by
 from cnndsl.passes.pipeline import OptimizeReport, optimize
 
-FC_OPS = ("fused_fc", "highway_fc")
-CONV_OPS = ("fused_conv", "highway_conv")
-VIEW_OPS = ("flatten", "dropout", "slice", "input")
 FOLDABLE = ("bn", "scale")
 
 
@@ -34,6 +30,7 @@ class Step:
     node: str
     op: str
     kind: str  # "triton", "torch" (fallback), "view", "input", "none" (eliminated concat, routed slice)
+    family: str  # what the launcher runs for it (`table.Rule.family`)
     kernel: str  # the Triton wrapper or the fallback's description
     covers: tuple[str, ...]  # the original IR nodes whose work this step does
     spans: tuple[str, ...]  # their `.cnn` spans, file:line:col
@@ -123,20 +120,6 @@ def _folded_after(original: nx.MultiDiGraph, optimised: nx.MultiDiGraph, node: s
     return chain
 
 
-def _only_fc_readers(graph: nx.MultiDiGraph, node: str) -> bool:
-    """Every reader of `node` (through dropouts) is an fc-like layer at port 0 and it is no output."""
-    if node in graph.graph["outputs"]:
-        return False
-    for _, dst, port in graph.out_edges(node, data="port"):
-        op = graph.nodes[dst]["op"]
-        if op == "dropout":
-            if not _only_fc_readers(graph, dst):
-                return False
-        elif op not in FC_OPS or port != 0:
-            return False
-    return True
-
-
 def plan_launch(graph: nx.MultiDiGraph, weights: Mapping[str, Any] | None = None, batch: int = 1,
                 itemsize: int = 2) -> LaunchPlan:
     """Optimise `graph` and decide what runs for each node; needs neither weights nor a device."""
@@ -151,7 +134,9 @@ def plan_launch(graph: nx.MultiDiGraph, weights: Mapping[str, Any] | None = None
         fused = tuple(attrs.get("fused", ()))
         covers = (node, *_folded_after(graph, g, node), *fused, *attrs.get("pre_fused", ()))
         ref: str | None = node if node in graph and graph.nodes[node]["op"] == op else None
-        if op in CONV_OPS + FC_OPS:
+        rule = rule_for(g, node)
+        kind, family, kernel = rule.kind, rule.family, rule.describe(g, node)
+        if family in (CONV_FAMILY, FC_FAMILY):
             if op.startswith("highway"):
                 ref = node
             else:
@@ -159,53 +144,22 @@ def plan_launch(graph: nx.MultiDiGraph, weights: Mapping[str, Any] | None = None
                 ref = fused[-1] if fused else (folded[-1] if folded else node)
             if ref not in graph:
                 ref = None
-        if op == "input":
-            kind, kernel = "input", "copy in (NCHW → NHWC)"
-        elif op in CONV_OPS:
-            kind, kernel = "triton", "conv2d"
-        elif op in FC_OPS:
-            kind, kernel = "triton", "linear"
-        elif op in ("maxpool", "avgpool") and len(data["shape"]) == 3:
-            kind = "triton"
-            kernel = "global_pool2d" if attrs["kernel"] == "global" else "pool2d"
-        elif op == "lrn" and len(data["shape"]) == 3:
-            kind, kernel = "triton", "local_response_norm"
-        elif op == "softmax":
-            kind, kernel = "triton", "softmax_lastdim"
-        elif op == "rbf":
-            kind, kernel = "triton", "euclidean_rbf"
-        elif op == "concat" and attrs.get("eliminated"):
-            kind, kernel = "none", "eliminated concat (producers write its slices)"
-        elif op == "dropout":
-            kind, kernel = "view", "identity"
+        if op == "dropout":
             src = inputs_of(g, node)[0]
             if src in hwc_flat:
                 hwc_flat[node] = hwc_flat[src]
-        elif op == "slice" and "out_slice" not in attrs:
-            kind, kernel = "view", "channel slice"
-            ref = None
-        elif op == "flatten":
-            src_shape = g.nodes[inputs_of(g, node)[0]]["shape"]
-            if len(src_shape) == 3 and math.prod(src_shape[1:]) > 1 and not _only_fc_readers(g, node):
-                kind, kernel = "torch", "flatten in (c, h, w) order (NHWC → NCHW copy)"
-            else:
-                kind, kernel = "view", "flatten"
-                if len(src_shape) == 3:
-                    hwc_flat[node] = tuple(src_shape)  # type: ignore[assignment]
-        elif op == "slice" and routed_by(g, node):
-            kind, kernel = "none", f"written into its concat slice by {routed_by(g, node)}"
-            ref = None
         elif op == "slice":
-            kind, kernel = "torch", "slice copied into its concat slice"
             ref = None
-        else:
-            kind, kernel = "torch", f"{op} (torch lowering)"
+        elif family == "flatten":
+            src_shape = g.nodes[inputs_of(g, node)[0]]["shape"]
+            if len(src_shape) == 3:
+                hwc_flat[node] = tuple(src_shape)  # type: ignore[assignment]
         if kind == "triton":
             kernel_ops[kernel] = kernel_ops.get(kernel, 0) + 1
         elif kind == "view":
             views += 1
         spans = tuple(s for s in (_span(graph, n) or _span(g, n) for n in covers) if s)
-        step = Step(node, op, kind, kernel, covers, spans, ref)
+        step = Step(node, op, kind, family, kernel, covers, spans, ref)
         if kind == "torch":
             fallbacks.append((node, kernel, step.where()))
         steps.append(step)

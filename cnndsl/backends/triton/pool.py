@@ -2,8 +2,8 @@
 
 * ``_pool_kernel``: one tile of ``BLOCK_P`` output pixels × ``BLOCK_C`` channels per program,
   looping over the window taps. Windowed pooling follows PyTorch's ``max_pool2d`` /
-  ``avg_pool2d`` (kernel, stride, padding, dilation for max, ``ceil_mode``,
-  ``count_include_pad``); adaptive pooling (``adaptive_{max,avg}_pool2d``) uses the windows
+  ``avg_pool2d`` (kernel, stride, padding, ``ceil_mode``, ``count_include_pad``; no dilation,
+  which the IR's pools do not have); adaptive pooling (``adaptive_{max,avg}_pool2d``) uses the windows
   ``[⌊i·H/OH⌋, ⌈(i+1)·H/OH⌉)``, looping over the largest window with masks.
 * ``_global_pool_kernel``: global max/average, one image × ``BLOCK_C`` channels per program,
   reducing ``BLOCK_HW`` pixels per step.
@@ -18,6 +18,7 @@ import triton
 import triton.language as tl
 
 from cnndsl.backends.triton import _common as C
+from cnndsl.ir.opdef import conv_out
 
 
 @triton.jit
@@ -29,7 +30,6 @@ def _pool_kernel(
     KH, KW,  # window size (adaptive: the largest window)
     SH, SW,  # stride (unused when ADAPTIVE)
     PH, PW,  # top / left padding (unused when ADAPTIVE)
-    DH, DW,  # dilation (max pooling; 1 for average and adaptive)
     stride_xn,  # input batch stride (elements)
     stride_xh,  # input row stride
     stride_xw,  # input pixel stride (the channel stride is 1)
@@ -74,10 +74,10 @@ def _pool_kernel(
         acc = tl.zeros((BLOCK_P, BLOCK_C), dtype=tl.float32)
     cnt = tl.zeros((BLOCK_P,), dtype=tl.float32)
     for kh in range(0, KH):
-        ih = hs + kh * DH
+        ih = hs + kh
         ok_h = mask_p & (ih >= lo_h) & (ih < hi_h)
         for kw in range(0, KW):
-            iw = ws + kw * DW
+            iw = ws + kw
             ok = ok_h & (iw >= lo_w) & (iw < hi_w)
             ptrs = (x_base + ih * stride_xh + iw * stride_xw)[:, None] + offs_c[None, :]
             ld = ok[:, None] & mask_c[None, :]
@@ -151,23 +151,6 @@ _global_tuned = C.autotuned(_global_pool_kernel, _GLOBAL_CONFIGS, ["HW", "C"],
                             prune=C.prune_by_extent({"BLOCK_C": "C", "BLOCK_HW": "HW"}))
 
 
-def pool_output_size(size: int, kernel: int, stride: int, pad: int, dilation: int, ceil_mode: bool) -> int:
-    """PyTorch's pooling output size (a ceil-mode window must start inside the input or left padding)."""
-    span = size + 2 * pad - dilation * (kernel - 1) - 1
-    out = (-(-span // stride) if ceil_mode else span // stride) + 1
-    if ceil_mode and (out - 1) * stride >= size + pad:
-        out -= 1
-    return out
-
-
-def _pair(v, name: str) -> tuple[int, int]:
-    if isinstance(v, int):
-        return v, v
-    if len(v) != 2:
-        raise ValueError(f"{name}: expected an int or a pair, got {v!r}")
-    return int(v[0]), int(v[1])
-
-
 def _output_buffer(x: torch.Tensor, rows: tuple[int, ...], c: int, out: torch.Tensor | None,
                    c_offset: int) -> tuple[torch.Tensor, int]:
     if out is None:
@@ -191,7 +174,6 @@ def pool2d(
     stride: int | tuple[int, int] | None = None,
     padding: int | tuple[int, int] = 0,
     *,
-    dilation: int | tuple[int, int] = 1,
     ceil_mode: bool = False,
     count_include_pad: bool = True,
     output_size: int | tuple[int, int] | None = None,
@@ -202,7 +184,7 @@ def pool2d(
     """NHWC max (`mode="max"`) or average (`mode="avg"`) pooling; returns the written view.
 
     Windowed: `kernel_size`, `stride` (default: the kernel), symmetric `padding` (per axis),
-    `dilation` (max only), `ceil_mode`, `count_include_pad` (avg), as PyTorch. Adaptive: pass
+    `ceil_mode`, `count_include_pad` (avg), as PyTorch. Adaptive: pass
     `output_size` instead of `kernel_size`. out: None or a pixel-uniform ``[N, OH, OW, C_total]``
     buffer written at channels ``[c_offset, c_offset + C)``.
     """
@@ -218,31 +200,28 @@ def pool2d(
     if adaptive == (kernel_size is not None):
         raise ValueError("pass exactly one of kernel_size (windowed) and output_size (adaptive)")
     if adaptive:
-        oh, ow = _pair(output_size, "output_size")
+        oh, ow = C.pair(output_size, "output_size")
         if oh < 1 or ow < 1:
             raise ValueError(f"output_size must be ≥ 1, got {(oh, ow)}")
         kh = max(-(-((i + 1) * h) // oh) - (i * h) // oh for i in range(oh))
         kw = max(-(-((j + 1) * w) // ow) - (j * w) // ow for j in range(ow))
-        sh = sw = dh = dw = 1
+        sh = sw = 1
         ph = pw = 0
     else:
-        kh, kw = _pair(kernel_size, "kernel_size")
-        sh, sw = _pair(stride if stride is not None else (kh, kw), "stride")
-        ph, pw = _pair(padding, "padding")
-        dh, dw = _pair(dilation, "dilation")
-        if mode == "avg" and (dh, dw) != (1, 1):
-            raise ValueError("average pooling has no dilation")
-        if min(kh, kw, sh, sw, dh, dw) < 1 or min(ph, pw) < 0:
-            raise ValueError("kernel, stride and dilation must be ≥ 1, padding ≥ 0")
-        if ph > ((kh - 1) * dh + 1) // 2 or pw > ((kw - 1) * dw + 1) // 2:
-            raise ValueError(f"padding {(ph, pw)} must be at most half the (dilated) kernel {(kh, kw)}")
-        oh = pool_output_size(h, kh, sh, ph, dh, ceil_mode)
-        ow = pool_output_size(w, kw, sw, pw, dw, ceil_mode)
+        kh, kw = C.pair(kernel_size, "kernel_size")
+        sh, sw = C.pair(stride if stride is not None else (kh, kw), "stride")
+        ph, pw = C.pair(padding, "padding")
+        if min(kh, kw, sh, sw) < 1 or min(ph, pw) < 0:
+            raise ValueError("kernel and stride must be ≥ 1, padding ≥ 0")
+        if 2 * ph > kh or 2 * pw > kw:
+            raise ValueError(f"padding {(ph, pw)} must be at most half the kernel {(kh, kw)}")
+        oh = conv_out(h, kh, sh, ph, ph, 1, ceil_mode)
+        ow = conv_out(w, kw, sw, pw, pw, 1, ceil_mode)
         if oh < 1 or ow < 1:
             raise ValueError(f"output would be empty: input {h}x{w}, kernel {kh}x{kw}")
     buf, stride_op = _output_buffer(x, (n, oh, ow), c, out, c_offset)
     args = dict(x_ptr=x, out_ptr=buf, N=n, H=h, W=w, C=c, OH=oh, OW=ow, KH=kh, KW=kw, SH=sh, SW=sw, PH=ph, PW=pw,
-                DH=dh, DW=dw, stride_xn=x.stride(0), stride_xh=x.stride(1), stride_xw=x.stride(2),
+                stride_xn=x.stride(0), stride_xh=x.stride(1), stride_xw=x.stride(2),
                 stride_op=stride_op, c_offset=c_offset, IS_MAX=mode == "max", ADAPTIVE=adaptive,
                 COUNT_INCLUDE_PAD=bool(count_include_pad))
     p = n * oh * ow

@@ -1,4 +1,4 @@
-"""Softmax (or log-softmax) over the last dim: the channels of an NHWC map, or the classes of [N, C].
+"""Softmax over the last dim: the channels of an NHWC map, or the classes of [N, C].
 
 One tile of ``BLOCK_M`` rows per program. When the whole row fits one ``BLOCK_C`` tile (``SINGLE``,
 e.g. 1000 ImageNet classes in a 1024-wide tile) the row stays in registers; otherwise a first pass
@@ -20,7 +20,6 @@ def _softmax_kernel(
     M, C,  # rows and row length
     stride_xm,  # input row stride (elements)
     stride_om,  # output row stride
-    LOG: tl.constexpr,  # log-softmax instead of softmax
     SINGLE: tl.constexpr,  # BLOCK_C >= C: one pass, row kept in registers
     BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
@@ -37,10 +36,7 @@ def _softmax_kernel(
         mx = tl.max(x, axis=1)
         e = tl.exp(x - mx[:, None])
         s = tl.sum(e, axis=1)
-        if LOG:
-            y = x - mx[:, None] - tl.log(s)[:, None]
-        else:
-            y = e / s[:, None]
+        y = e / s[:, None]
         tl.store(o_rows + cols[None, :], y.to(out_ptr.dtype.element_ty), mask=mask)
     else:
         mx = tl.full((BLOCK_M,), float("-inf"), dtype=tl.float32)
@@ -57,10 +53,7 @@ def _softmax_kernel(
             cc = c0 + cols
             mask = mask_m[:, None] & (cc < C)[None, :]
             x = tl.load(x_rows + cc[None, :], mask=mask, other=0.0).to(tl.float32)
-            if LOG:
-                y = x - mx[:, None] - tl.log(s)[:, None]
-            else:
-                y = tl.exp(x - mx[:, None]) / s[:, None]
+            y = tl.exp(x - mx[:, None]) / s[:, None]
             tl.store(o_rows + cc[None, :], y.to(out_ptr.dtype.element_ty), mask=mask)
 
 
@@ -87,7 +80,6 @@ _softmax_tuned = C.autotuned(_softmax_kernel, _SOFTMAX_CONFIGS, ["M", "C"], prun
 def softmax_lastdim(
     x: torch.Tensor,
     *,
-    log: bool = False,
     out: torch.Tensor | None = None,
     config: triton.Config | dict | None = None,
 ) -> torch.Tensor:
@@ -109,7 +101,7 @@ def softmax_lastdim(
     m = x.numel() // c
     pinned = dict(config.kwargs if isinstance(config, triton.Config) else config) if config is not None else None
     block_c = (pinned or {}).pop("BLOCK_C", None) or C.clamp_pow2(c, 16, _MAX_SINGLE)
-    args = dict(x_ptr=x, out_ptr=out, M=m, C=c, stride_xm=stride_xm, stride_om=stride_om, LOG=bool(log),
+    args = dict(x_ptr=x, out_ptr=out, M=m, C=c, stride_xm=stride_xm, stride_om=stride_om,
                 SINGLE=block_c >= c, BLOCK_C=block_c)
     if pinned is not None:
         pinned = triton.Config(pinned, num_warps=getattr(config, "num_warps", 4))
@@ -124,7 +116,7 @@ def softmax_lastdim(
 
 def compile_specs(dtype: str = "fp16") -> list[tuple[object, dict[str, str], dict[str, object]]]:
     """Representative ``(kernel, signature, constexprs)`` tuples (single- and two-pass), for `triton.compile`."""
-    one = dict(LOG=False, SINGLE=True, BLOCK_M=4, BLOCK_C=1024)
-    two = dict(LOG=True, SINGLE=False, BLOCK_M=4, BLOCK_C=256)
+    one = dict(SINGLE=True, BLOCK_M=4, BLOCK_C=1024)
+    two = dict(SINGLE=False, BLOCK_M=4, BLOCK_C=256)
     return [(_softmax_kernel, C.signature(_softmax_kernel, dtype, one), one),
             (_softmax_kernel, C.signature(_softmax_kernel, dtype, two), two)]
