@@ -20,6 +20,7 @@ import cnndsl
 from cnndsl.backends.torch.lower import LOWERINGS, Fn
 from cnndsl.ir.opdef import ArgError, OpDef, ShapeError
 from cnndsl.ir.registry import REGISTRY
+from tests.activation_refs import cases
 from tests.test_passes_zoo import FUSED_CASES
 
 Shape = tuple[int, ...]
@@ -94,9 +95,6 @@ CASES: dict[str, list[Case]] = {
     "lrn": [([n], kw, [s]) for n in (1, 2, 5, 7) for kw in ({}, {"alpha": 1e-3, "beta": 0.5, "k": 2})
             for s in [(3, 4, 4), (8, 2, 3)]],
     "scale": [([], {"bias": b}, [s]) for b in (True, False) for s in [(3, 4, 4), (5,)]],
-    "relu": _elementwise_cases(),
-    "sigmoid": _elementwise_cases(),
-    "tanh": _elementwise_cases(),
     "softmax": _elementwise_cases(),
     "maxpool": _pool_cases(),
     "avgpool": _pool_cases() + [([(3, 3)], {"pad": 1, "stride": st, "ceil": c, "count_pad": False}, [(2, 7, 6)])
@@ -106,12 +104,15 @@ CASES: dict[str, list[Case]] = {
                                           [(5, 1, 1), (1, 1, 1)])],
     "highway": [([], {}, [s] * 3) for s in [(3, 4, 4), (6,), (1, 1, 1)]],
     "subsample": _subsample_cases(),
-    "stanh": [([], kw, [s]) for kw in ({}, {"a": 2.0, "s": 0.5}) for s in [*MAPS, *FLAT]],
     "rbf": [([n], {}, [s]) for n in (1, 10) for s in [(84,), (7,)]],
     "zeropad": [([], {"out": out, "stride": st}, [s]) for s in [(3, 7, 8), (4, 5, 5), (2, 1, 1)]
                 for out in (4, 8) for st in [(1, 1), (2, 2), (3, 2), (2, 3)]],
 }
 
+# every activation of the registry, with each of its test scalars (tests/activation_refs.py)
+for _name, _values in cases():
+    _scalars = dict(zip(REGISTRY[_name].maths.scalars, _values))
+    CASES.setdefault(_name, []).extend(([], _scalars, [s]) for s in [*MAPS, *FLAT])
 # the internal ops of the optimisation passes (their own tests: tests/test_passes.py)
 CASES.update(FUSED_CASES)
 
