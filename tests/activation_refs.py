@@ -17,11 +17,20 @@ REFERENCES = {
     "sigmoid": lambda x: torch.sigmoid(x),
     "tanh": lambda x: torch.tanh(x),
     "stanh": lambda x, a, s: a * torch.tanh(s * x),
-    "silu": lambda x: torch.nn.functional.silu(x),
+    "silu": lambda x: x * torch.sigmoid(x),
+    "relu6": lambda x: torch.clamp(x, 0, 6),
+    "hardsigmoid": lambda x: torch.clamp(x + 3, 0, 6) / 6,
+    "hardswish": lambda x: x * torch.clamp(x + 3, 0, 6) / 6,
+    "gelu": lambda x, approximate: F.gelu(x, approximate="tanh" if approximate else "none"),
+    "leaky_relu": lambda x, slope: torch.where(x >= 0, x, slope * x),
+    "elu": lambda x, alpha: torch.where(x > 0, x, alpha * torch.expm1(x)),
+    "softplus": lambda x, beta, threshold: torch.where(beta * x > threshold, x, torch.log1p(torch.exp(beta * x)) / beta),
+    "mish": lambda x: x * torch.tanh(F.softplus(x)),
 }
 """Activation name → reference f(x, *scalars)."""
 
-SCALAR_VALUES = {"stanh": [(1.7159, 2 / 3), (0.5, 3.0)]}
+SCALAR_VALUES = {"stanh": [(1.7159, 2 / 3), (0.5, 3.0)], "gelu": [("tanh",)], "leaky_relu": [(0.2,)], "elu": [(0.5,)],
+                 "softplus": [(2.0, 1.0)]}
 """Scalar values (in `maths.scalars` order) each test tries, besides the op's defaults."""
 
 
@@ -35,15 +44,21 @@ def cases() -> list[tuple[str, tuple[float, ...]]]:
     return out
 
 
-def reference(name: str, values: tuple[float, ...]):
+def encoded(name: str, values: tuple) -> tuple[float, ...]:
+    """Scalar values as numbers (a word such as gelu's `tanh` through the maths' codes)."""
+    maths = REGISTRY[name].maths
+    return tuple(maths.scalars_of(dict(zip(maths.scalars, values))).values())  # type: ignore[union-attr]
+
+
+def reference(name: str, values: tuple):
     """The reference of activation `name` with its scalars bound: f(x)."""
-    fn = REFERENCES[name]
-    return lambda x: fn(x, *values)
+    fn, numbers = REFERENCES[name], encoded(name, values)
+    return lambda x: fn(x, *numbers)
 
 
-def slots(values: tuple[float, ...]) -> dict[str, float]:
+def slots(name: str, values: tuple) -> dict[str, float]:
     """Scalar values as the fused epilogue's slots {"a": …, "s": …}."""
-    return dict(zip(("a", "s"), values))
+    return dict(zip(("a", "s"), encoded(name, values)))
 
 
 def statements() -> list[str]:

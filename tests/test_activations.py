@@ -67,17 +67,18 @@ def test_passes_fuse_it_into_every_epilogue(stmt, case):
         assert rel(again.eval()(inputs()), module(inputs())) < 1e-5
 
 
+@pytest.mark.parametrize("dtype, tol", [(torch.float32, 1e-4), (torch.float16, 2e-2)], ids=["fp32", "fp16"])
 @pytest.mark.parametrize("stmt, case", CASES, ids=IDS)
-def test_triton_runs_it_fused(stmt, case):
+def test_triton_runs_it_fused(stmt, case, dtype, tol):
     pytest.importorskip("triton")
     from cnndsl.backends.triton.launcher import to_triton
 
     net = cnndsl.compile_source(network(stmt))
     module = net.to_torch().eval()
-    fast = to_triton(net.graph, module.state_dict(), device="cpu", dtype=torch.float32)
+    fast = to_triton(net.graph, module.state_dict(), device="cpu", dtype=dtype)
     assert not fast.report.fallbacks
     with torch.no_grad():
-        assert rel(fast(inputs()), module(inputs())) < 1e-4
+        assert rel(fast(inputs()), module(inputs())) < tol
 
 
 @pytest.mark.parametrize("stmt, case", CASES, ids=IDS)

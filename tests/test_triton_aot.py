@@ -66,3 +66,14 @@ def test_compile_specs_are_complete():
         for kernel, sig, cst in importlib.import_module(f"cnndsl.backends.triton.{name}").compile_specs("fp16"):
             assert not missing_constexprs(kernel, cst), (kernel, missing_constexprs(kernel, cst))
             assert set(sig) == set(kernel.arg_names)
+
+
+def test_compile_specs_reach_every_activation():
+    """Each activation code of the registry is compiled for the GPU targets by some spec."""
+    from cnndsl.backends.triton.activations import ACTIVATIONS
+
+    reached = set()
+    for name in _aot.MODULES:
+        for _, _, cst in importlib.import_module(f"cnndsl.backends.triton.{name}").compile_specs("fp16"):
+            reached |= {cst[k] for k in ("ACT", "POST_ACT", "GATE_ACT", "PRE_ACT") if k in cst}
+    assert set(ACTIVATIONS.values()) <= reached

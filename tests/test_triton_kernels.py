@@ -103,7 +103,7 @@ def test_conv_multi_tile(path):
     close(nchw(got), ref, torch.float32)
 
 
-ACTS = [("none", {}, lambda z: z)] + [(name, slots(values), reference(name, values)) for name, values in cases()]
+ACTS = [("none", {}, lambda z: z)] + [(name, slots(name, values), reference(name, values)) for name, values in cases()]
 """Every registry activation (with its scalars as the epilogue's (a, s) slots) and its reference."""
 PATHS = {"igemm": (3, 1, 1), "direct": (3, 1, 2), "gemm": (1, 0, 1)}  # kernel, padding, groups
 
@@ -339,7 +339,7 @@ def test_conv_rejects_bad_operands():
     with pytest.raises(ValueError, match="exceeds"):
         conv2d(xh, wp, Epilogue(out=torch.zeros(1, 5, 5, 6), c_offset=3), padding=1)
     with pytest.raises(ValueError, match="activation"):
-        conv2d(xh, wp, Epilogue(act=Act("gelu")))
+        conv2d(xh, wp, Epilogue(act=Act("no_such_activation")))
     with pytest.raises(TypeError, match="not supported"):
         conv2d(xh.double(), wp.double())
     for padding in ("same", (1, 1, 0, 0)):  # only the IR resolves `same`; its pads are (h, w) pairs

@@ -201,15 +201,20 @@ class Maths:
     torch: str
     triton: str
     scalars: tuple[str, ...] = ()
+    codes: dict[str, dict[str, float]] = field(default_factory=dict)  # a word-valued scalar → its number
 
     def __post_init__(self) -> None:
         if len(self.scalars) > 2:
             raise ValueError("an activation has at most two scalar attributes (a, s)")
 
+    def scalars_of(self, attrs: Attrs) -> dict[str, float]:
+        """The attrs named by `scalars` as numbers (a word through `codes`: gelu's approximate=tanh → 1.0)."""
+        return {name: self.codes[name][attrs[name]] if name in self.codes else float(attrs[name])
+                for name in self.scalars}
+
     def scalar_values(self, attrs: Attrs) -> tuple[float, float]:
-        """(a, s) for the epilogue: the attrs named by `scalars`, 1.0 where there are none."""
-        values = [float(attrs[name]) for name in self.scalars]
-        return (*values, 1.0, 1.0)[:2]  # type: ignore[return-value]
+        """(a, s) for the epilogue: `scalars_of` in order, 1.0 where there are none."""
+        return (*self.scalars_of(attrs).values(), 1.0, 1.0)[:2]  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)

@@ -67,8 +67,8 @@ def _pool(fn, global_fn):
 
 
 def _activation(name: str) -> Builder:
-    scalars = REGISTRY[name].maths.scalars  # type: ignore[union-attr]
-    return lambda a, ins, out: Fn(FUNCTIONS[name], {k: a[k] for k in scalars})
+    maths = REGISTRY[name].maths
+    return lambda a, ins, out: Fn(FUNCTIONS[name], maths.scalars_of(a))  # type: ignore[union-attr]
 
 
 LOWERINGS: dict[str, Builder] = {

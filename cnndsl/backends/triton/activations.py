@@ -32,9 +32,12 @@ def act_code(name: str) -> int:
 
 
 def _expression(expr: str, scalars: tuple[str, ...]) -> str:
-    for name, slot in zip(scalars, ("alpha", "beta")):
-        expr = re.sub(rf"(?<![\w.]){re.escape(name)}(?!\w)", slot, expr)
-    return expr
+    """`expr` with the op's scalar attributes renamed to the slots, in one substitution."""
+    slots = dict(zip(scalars, ("alpha", "beta")))
+    if not slots:
+        return expr
+    names = "|".join(re.escape(n) for n in slots)
+    return re.sub(rf"(?<![\w.])({names})(?!\w)", lambda m: slots[m.group(1)], expr)
 
 
 def source() -> str:

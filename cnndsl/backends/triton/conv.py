@@ -458,7 +458,7 @@ def _rows(t: torch.Tensor | None, name: str) -> torch.Tensor | None:
 
 def compile_specs(dtype: str = "fp16") -> list[tuple[object, dict[str, str], dict[str, object]]]:
     """Representative ``(kernel, signature, constexprs)`` tuples, for `triton.compile`."""
-    # Between them the specs of conv.py and gemm.py reach every activation code and epilogue branch.
+    # Every epilogue branch; gemm.py's specs reach every activation code.
     igemm = dict(HAS_BIAS=True, HAS_RES=True, HIGHWAY=False, ACT=0, POST_ACT=1, GATE_ACT=2, ROUTE=True, POST_NORM=True,
                  PRE=True, PRE_ACT=1, UPCAST=False, BLOCK_M=64, BLOCK_N=64, BLOCK_K=32, GROUP_M=8)
     pair = dict(igemm, HAS_RES=False, HIGHWAY=True, ACT=1, POST_ACT=0, GATE_ACT=4, ROUTE=False, POST_NORM=False, PRE=False)

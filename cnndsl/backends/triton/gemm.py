@@ -19,6 +19,7 @@ import triton.language as tl
 
 from cnndsl.backends.triton import _common as C
 from cnndsl.backends.triton._common import dot_acc, epilogue_store
+from cnndsl.backends.triton.activations import ACTIVATIONS
 from cnndsl.backends.triton.epilogue import Epilogue
 
 
@@ -171,5 +172,7 @@ def compile_specs(dtype: str = "fp16") -> list[tuple[object, dict[str, str], dic
                UPCAST=False, BLOCK_M=64, BLOCK_N=64, BLOCK_K=32, GROUP_M=8)
     pair = dict(cst, HAS_RES=False, HIGHWAY=True, ACT=1, POST_ACT=0, GATE_ACT=2, ROUTE=False, POST_NORM=False)
     sig = {"*": dtype, "bias_ptr": "fp32", "post_scale_ptr": "fp32", "post_shift_ptr": "fp32"}
-    return [(_gemm_kernel, C.signature(_gemm_kernel, sig, cst), cst),
-            (_gemm_kernel, C.signature(_gemm_kernel, sig, pair), pair)]
+    # every activation code of the registry, two a variant (the layer's act and its gate's)
+    codes = sorted(ACTIVATIONS.values())
+    every = [dict(pair, ACT=a, GATE_ACT=b) for a, b in zip(codes[0::2], codes[1::2] + codes[:1])]
+    return [(_gemm_kernel, C.signature(_gemm_kernel, sig, c), c) for c in (cst, pair, *every)]
