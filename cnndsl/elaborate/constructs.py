@@ -215,7 +215,7 @@ class Constructs:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise CompileError(f"gate: bias must be a number, got {describe(value)}", span)
         node = t
-        while self.graph.nodes[node]["op"] not in ("conv", "fc"):
+        while REGISTRY[self.graph.nodes[node]["op"]].param("bias_init") is None:  # conv, fc
             preds = list(self.graph.predecessors(node))
             if len(preds) != 1:
                 raise CompileError("gate bias=…: the gate has no conv or fc layer to initialise", span)

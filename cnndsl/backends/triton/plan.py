@@ -18,9 +18,10 @@ import networkx as nx
 
 from cnndsl.backends.triton.table import CONV_FAMILY, FC_FAMILY, rule_for
 from cnndsl.ir.graph import inputs_of
+from cnndsl.ir.registry import ops_with
 from cnndsl.passes.pipeline import OptimizeReport, optimize
 
-FOLDABLE = ("bn", "scale")
+FOLDABLE = ops_with("normalisation")  # what fold_bn may have folded into a conv or fc
 
 
 @dataclass
