@@ -16,11 +16,14 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from cnndsl.elaborate.constructs import CONSTRUCTS  # noqa: E402
+from cnndsl.elaborate.evaluate import BUILTINS, INCOMING  # noqa: E402
 from cnndsl.elaborate.expand import WORDS  # noqa: E402
 from cnndsl.ir.registry import REGISTRY  # noqa: E402
 
 TARGET = HERE / "cnndsl.tmLanguage.json"
 KEYWORDS = ("network", "block", "use", "input", "output")
+CONTROL = ("if", "else", "as")  # `if … { } else { }`, `repeat N as i { }`
+LOGICAL = ("and", "or", "not")
 NAME = r"[A-Za-z_][A-Za-z_0-9]*"
 
 
@@ -41,6 +44,10 @@ def grammar() -> dict:
             {"include": "#string"},
             {"include": "#declaration"},
             {"include": "#keyword"},
+            {"include": "#control"},
+            {"include": "#logical"},
+            {"include": "#incoming"},
+            {"include": "#builtin"},
             {"include": "#assignment"},
             {"include": "#label"},
             {"include": "#construct"},
@@ -63,6 +70,12 @@ def grammar() -> dict:
                              "2": {"name": "entity.name.function.cnndsl"}},
             },
             "keyword": {"name": "keyword.other.cnndsl", "match": words(KEYWORDS)},
+            "control": {"name": "keyword.control.conditional.cnndsl", "match": words(CONTROL)},
+            "logical": {"name": "keyword.operator.logical.cnndsl", "match": words(LOGICAL)},
+            "incoming": {"comment": "a block's incoming value: `@in`, `in.c`", "name": "variable.language.in.cnndsl",
+                         "match": rf"@?\b{INCOMING}\b"},
+            "builtin": {"comment": "built-in functions of expressions: `max(a, b)`, `make_divisible(v, 8)`",
+                        "name": "support.function.builtin.cnndsl", "match": rf"{words(BUILTINS)}(?=\()"},
             "assignment": {
                 "comment": "a named value at the start of a statement: `a = …`",
                 "match": rf"^\s*({NAME})\s*(=)(?!=)",
@@ -100,6 +113,7 @@ def grammar() -> dict:
             "operator": {
                 "patterns": [
                     {"name": "keyword.operator.arrow.cnndsl", "match": r"->"},
+                    {"name": "keyword.operator.comparison.cnndsl", "match": r"==|!=|<=|>=|<|>"},
                     {"name": "keyword.operator.arithmetic.cnndsl", "match": r"//|[-+*/%]"},
                     {"name": "keyword.operator.assignment.cnndsl", "match": r"="},
                 ]

@@ -269,6 +269,19 @@ def test_grammar_lists_every_op_and_construct():
         assert scope_of(name) == "keyword.control.construct.cnndsl", name
     for name in ("network", "block", "use", "input", "output"):
         assert scope_of(name) in ("keyword.other.cnndsl", "keyword.other.declaration.cnndsl"), name
+    for name in ("if", "else", "as"):
+        assert scope_of(name) == "keyword.control.conditional.cnndsl", name
+    for name in ("and", "or", "not"):
+        assert scope_of(name) == "keyword.operator.logical.cnndsl", name
+    for text in ("in", "@in"):
+        assert scope_of(text) == "variable.language.in.cnndsl", text
+    for op in ("==", "!=", "<=", ">=", "<", ">"):
+        assert scope_of(op) == "keyword.operator.comparison.cnndsl", op
+    from cnndsl.elaborate.evaluate import BUILTINS
+
+    builtin = grammar()["repository"]["builtin"]
+    for name in BUILTINS:
+        assert re.match(builtin["match"], f"{name}(1, 2)") and not re.match(builtin["match"], name), name
     expected = {
         "# a comment": "comment.line.number-sign.cnndsl", '"lib/resnet.cnn"': "string.quoted.double.cnndsl",
         "3x3": "constant.numeric.size.cnndsl", "3x224x224": "constant.numeric.size.cnndsl",

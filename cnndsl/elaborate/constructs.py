@@ -12,7 +12,8 @@ from typing import Any, ClassVar
 
 from cnndsl.diagnostics import CompileError, Span
 from cnndsl.elaborate.context import Ctx
-from cnndsl.elaborate.scope import Scope, evaluate
+from cnndsl.elaborate.evaluate import INCOMING
+from cnndsl.elaborate.scope import Scope
 from cnndsl.ir.opdef import describe, fmt_shape
 from cnndsl.ir.registry import REGISTRY
 from cnndsl.syntax import ast
@@ -54,7 +55,7 @@ class Constructs:
                 what = f"argument `{arg.name}`" if arg.name else "positional arguments"
                 opts = ", ".join(f"{k}=" for k in allowed) or "no arguments"
                 raise CompileError(f"`{call.name}` takes no {what}", arg.span, hint=f"`{call.name}` takes {opts}")
-            out[arg.name] = (evaluate(arg.value, ctx.env, allowed[arg.name]), arg.span)
+            out[arg.name] = (self._eval(arg.value, ctx, allowed[arg.name]), arg.span)
         return out
 
     def _need_flow(self, call: ast.Call, flow: str | None) -> str:
@@ -170,23 +171,39 @@ class Constructs:
         return self._need_flow(call, out)
 
     def _construct_repeat(self, call: ast.Call, ctx: Ctx, flow: str | None, label: str | None) -> str:
-        positional = [a for a in call.args if a.name is None]
-        if len(positional) != 1 or len(call.args) != 1:
-            raise CompileError("`repeat` takes one count: `repeat 3 { … }`", call.span)
-        count = evaluate(positional[0].value, ctx.env)
+        count_arg, index = self._repeat_header(call, ctx)
+        count = self._eval(count_arg.value, ctx)
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-            raise CompileError(f"repeat count must be a whole number ≥ 0, got {describe(count)}", positional[0].span)
+            raise CompileError(f"repeat count must be a whole number ≥ 0, got {describe(count)}", count_arg.span)
         if count > self.limits.repeat:
-            raise CompileError(self.limits.exceeded("repeat", f"repeat {count} is too long"), positional[0].span)
-        if label is not None:
-            outer = Scope(ctx.scope.child("repeat", label, call.span), numbered=True)
-            for _ in range(count):
-                scope = Scope(outer.child("", None, call.span))
-                flow = self._body(call.body or [], ctx.nested(scope), flow)
-        else:
-            for _ in range(count):
-                flow = self._body(call.body or [], ctx, flow)
+            raise CompileError(self.limits.exceeded("repeat", f"repeat {count} is too long"), count_arg.span)
+        outer = Scope(ctx.scope.child("repeat", label, call.span), numbered=True) if label is not None else None
+        for i in range(count):
+            each = ctx if outer is None else ctx.nested(Scope(outer.child("", None, call.span)))
+            if index is not None:  # `repeat N as i`: the index is a parameter of the body, 0 … N-1
+                each = Ctx({**ctx.env, index: i}, each.values, each.scope, each.stack, each.outputs, each.inputs)
+            flow = self._body(call.body or [], each, flow)
         return self._need_flow(call, flow)  # `repeat 0` passes its input through
+
+    def _repeat_header(self, call: ast.Call, ctx: Ctx) -> tuple[ast.Arg, str | None]:
+        """`repeat N { … }` or `repeat N as i { … }`: the count's argument and the index's name."""
+        positional = [a for a in call.args if a.name is None]
+        usage = "`repeat` takes a count and, optionally, an index: `repeat 3 { … }`, `repeat 3 as i { … }`"
+        if len(positional) != len(call.args) or len(positional) not in (1, 3):
+            raise CompileError(usage, call.span)
+        if len(positional) == 1:
+            return positional[0], None
+        as_word, name = positional[1].value, positional[2].value
+        if not (isinstance(as_word, ast.Name) and as_word.id == "as"):
+            raise CompileError(usage, positional[1].span)
+        if not isinstance(name, ast.Name):
+            raise CompileError("`repeat … as NAME`: the index must be a name", positional[2].span, hint=usage)
+        if name.id in ctx.env or name.id == INCOMING:
+            what = "the block's incoming value" if name.id == INCOMING else f"the parameter `{name.id}`"
+            raise CompileError(f"the loop index `{name.id}` would hide {what}", name.span,
+                               hint="choose another name for the index")
+        self._indices.setdefault(name.id, name.span)
+        return positional[0], name.id
 
     def _construct_highway(self, call: ast.Call, ctx: Ctx, flow: str | None, label: str | None) -> str:
         x = self._need_flow(call, flow)

@@ -19,8 +19,18 @@ import networkx as nx
 from cnndsl.diagnostics import CompileError, Diagnostic, Span, did_you_mean
 from cnndsl.elaborate.constructs import CONSTRUCTS, ERROR, Constructs
 from cnndsl.elaborate.context import Ctx, Fatal, Limits
+from cnndsl.elaborate.evaluate import (
+    INCOMING,
+    NUMBER_LIMIT,
+    RefValue,
+    Tensor,
+    Unknown,
+    UnknownName,
+    boolean,
+    evaluate,
+)
 from cnndsl.elaborate.loader import Program
-from cnndsl.elaborate.scope import NUMBER_LIMIT, RefValue, Scope, evaluate
+from cnndsl.elaborate.scope import Scope
 from cnndsl.ir.graph import new_graph
 from cnndsl.ir.opdef import ArgError, ShapeError, describe, fmt_shape, symbols_of
 from cnndsl.ir.registry import REGISTRY
@@ -46,6 +56,7 @@ class Elaborator(Constructs):
         self.graph: nx.MultiDiGraph | None = None
         self.errors: list[Diagnostic] = []
         self._calls: list[tuple[str, Span]] = []  # the block calls being expanded, outermost first
+        self._indices: dict[str, Span] = {}  # every loop index met so far, for "used outside its loop"
 
     # ---- entry point ------------------------------------------------------------------
 
@@ -118,7 +129,7 @@ class Elaborator(Constructs):
                         ctx.values[stmt.bind] = ERROR
                     if stmt.source is None:
                         flow = ERROR
-                elif isinstance(stmt, ast.InputStmt):
+                elif isinstance(stmt, (ast.InputStmt, ast.IfStmt)):
                     flow = ERROR
         return flow
 
@@ -136,6 +147,10 @@ class Elaborator(Constructs):
     def _stmt(self, stmt: ast.Stmt, ctx: Ctx, flow: str | None) -> str | None:
         if isinstance(stmt, ast.InputStmt):
             return self._input(stmt, ctx)
+        if isinstance(stmt, ast.IfStmt):
+            # only the branch taken is elaborated: the other may name what does not exist here
+            taken = boolean(self._eval(stmt.cond, ctx), stmt.cond.span, "an `if` condition")
+            return self._body(stmt.then if taken else (stmt.orelse or []), ctx, flow)
         if isinstance(stmt, ast.OutputStmt):
             if ctx.outputs is None:
                 raise CompileError("`output` is allowed only in a network, not in a block", stmt.span,
@@ -149,6 +164,9 @@ class Elaborator(Constructs):
             ctx.outputs.append(value)
             return flow
         assert isinstance(stmt, ast.ChainStmt)
+        if stmt.bind == INCOMING:
+            raise CompileError("`in` names a block's incoming value and cannot be rebound", stmt.span,
+                               hint="choose another name: `x = …`")
         start = self._ref(stmt.source, ctx) if stmt.source else flow
         value = start
         for call in stmt.items:
@@ -160,7 +178,7 @@ class Elaborator(Constructs):
     def _input(self, stmt: ast.InputStmt, ctx: Ctx) -> str:
         if ctx.outputs is None:
             raise CompileError("`input` is allowed only in a network, not in a block", stmt.span)
-        shape = evaluate(stmt.shape, ctx.env)
+        shape = self._eval(stmt.shape, ctx)
         if not ctx.inputs and self._input_override is not None:
             shape = self._input_override
         shape = shape if isinstance(shape, tuple) else (shape,)
@@ -177,11 +195,36 @@ class Elaborator(Constructs):
     def _ref(self, ref: ast.Ref | RefValue, ctx: Ctx) -> str:
         name = ref.id if isinstance(ref, ast.Ref) else ref.name
         if name not in ctx.values:
+            if name == INCOMING:
+                raise CompileError("`in` names a block's incoming value; the network's top level has none", ref.span,
+                                   hint="name the value you mean (`x = …`) and use `@x`, `@x.c`")
+            if name == "input" and ctx.outputs is None:
+                raise CompileError("unknown value `@input`: a block has no `input`", ref.span,
+                                   hint="inside a block, its incoming value is `@in` (and its shape `in.c`, `in.h`, `in.w`)")
             known = ", ".join(f"@{v}" for v in ctx.values) or "none"
             raise CompileError(f"unknown value `@{name}`", ref.span,
                                hint=did_you_mean(f"@{name}", {f"@{v}" for v in ctx.values})
                                or f"bind it first with `{name} = …`; named values here: {known}")
         return ctx.values[name]
+
+    # ---- expressions ------------------------------------------------------------------
+
+    def _eval(self, expr: ast.Expr, ctx: Ctx, symbols: tuple[str, ...] = ()) -> Any:
+        """Evaluate EXPR where CTX stands: its parameters, loop indices and tensors' shapes."""
+        def tensors(name: str, span: Span) -> Tensor:
+            node = self._ref(RefValue(name, span), ctx)
+            if node == ERROR:
+                raise Unknown()
+            return Tensor(name, tuple(self.graph.nodes[node]["shape"]))
+
+        try:
+            return evaluate(expr, ctx.env, symbols, tensors)
+        except UnknownName as err:
+            where = self._indices.get(err.name)
+            if where is not None:
+                err.first.hint = (f"`{err.name}` is the index of the loop `repeat … as {err.name}` at {where.short()}; "
+                                  "it is known only inside that loop's body")
+            raise
 
     # ---- calls: layers, blocks, constructs --------------------------------------------
 
@@ -210,6 +253,9 @@ class Elaborator(Constructs):
         if name in ("shortcut", "gate"):
             owner = "residual" if name == "shortcut" else "highway"
             raise CompileError(f"`{name} {{ … }}` is allowed only directly inside `{owner} {{ … }}`", call.name_span)
+        if name == "else":
+            raise CompileError("`else` must follow the `}` of an `if`, on the same line", call.name_span,
+                               hint="write `} else {` (or `} else if COND {`)")
         if name in CONSTRUCTS and (call.body is not None or name != "concat"):
             return self.BUILDERS[name](self, call, ctx, flow, label)
         if call.body is not None:
@@ -233,7 +279,9 @@ class Elaborator(Constructs):
         for arg in call.args:
             if arg.name is None:
                 spec = pos_specs[len(positional)] if len(positional) < len(pos_specs) else None
-                value = evaluate(arg.value, ctx.env, symbols_of(spec.convert) if spec else ())
+                value = self._eval(arg.value, ctx, symbols_of(spec.convert) if spec else ())
+                if isinstance(value, Tensor):
+                    raise CompileError(f"`{value.name}` as an argument: wire the tensor as `@{value.name}`", arg.span)
                 if isinstance(value, RefValue):
                     refs.append(self._ref(value, ctx))
                     continue
@@ -250,7 +298,7 @@ class Elaborator(Constructs):
                 spec = op.param(arg.name)
                 if arg.name in keywords:
                     raise CompileError(f"{call.name}: argument `{arg.name}` given twice", arg.span)
-                value = evaluate(arg.value, ctx.env, symbols_of(spec.convert) if spec else ())
+                value = self._eval(arg.value, ctx, symbols_of(spec.convert) if spec else ())
                 keywords[arg.name] = value
                 spans[arg.name] = arg.span
         try:
@@ -282,9 +330,11 @@ class Elaborator(Constructs):
         names = [p.name for p in block.params]
         given: dict[str, Any] = {}
         n_pos = 0
+        if flow is None:
+            raise CompileError(f"`{call.name}` has no input: nothing comes before it", call.span)
         for arg in call.args:
-            value = evaluate(arg.value, ctx.env, WORDS)
-            if isinstance(value, RefValue):
+            value = self._eval(arg.value, ctx, WORDS)
+            if isinstance(value, (RefValue, Tensor)):
                 raise CompileError(f"block `{call.name}` takes numbers, not tensors; feed it with `@x -> {call.name}(…)`", arg.span)
             if arg.name is None:
                 if n_pos >= len(names):
@@ -303,18 +353,20 @@ class Elaborator(Constructs):
                 raise CompileError(f"block `{call.name}`: argument `{key}` given twice", arg.span)
             given[key] = value
         env: dict[str, Any] = {}
+        scope = Scope(ctx.scope.child(call.name, label, call.span))
+        # the block's own input is `@in`; its parameter defaults may read its shape (`out = in.c // 2`)
+        inner = Ctx(env, {INCOMING: flow}, scope, (*ctx.stack, call.name), None, ctx.inputs)
         for p in block.params:
+            if p.name == INCOMING:
+                raise CompileError("a block parameter cannot be called `in`: it names the block's incoming value",
+                                   p.span)
             if p.name in given:
                 env[p.name] = given[p.name]
             elif p.default is not None:
-                env[p.name] = evaluate(p.default, env, WORDS)
+                env[p.name] = self._eval(p.default, inner, WORDS)
             else:
                 raise CompileError(f"block `{call.name}` needs the argument `{p.name}`", call.span,
                                    notes=[f"`{call.name}` is defined at {block.span}"])
-        if flow is None:
-            raise CompileError(f"`{call.name}` has no input: nothing comes before it", call.span)
-        scope = Scope(ctx.scope.child(call.name, label, call.span))
-        inner = Ctx(env, {}, scope, (*ctx.stack, call.name), None, ctx.inputs)
         self._calls.append((call.name, call.span))
         try:
             out = self._body(block.body, inner, flow)

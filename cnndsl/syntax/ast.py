@@ -64,6 +64,41 @@ class Neg(Expr):
     operand: Expr
 
 
+@dataclass
+class Attr(Expr):
+    """`in.c`, `@x.h`, `k.w`: a component of a tensor's shape or of a size."""
+
+    value: Expr
+    attr: str
+
+
+@dataclass
+class FuncCall(Expr):
+    """`max(a, b)`, `make_divisible(v, 8)`: one of the language's built-in functions."""
+
+    func: str
+    args: list[Expr]
+
+
+@dataclass
+class Compare(Expr):
+    op: str  # one of == != < <= > >=
+    left: Expr
+    right: Expr
+
+
+@dataclass
+class BoolOp(Expr):
+    op: str  # "and" or "or"
+    left: Expr
+    right: Expr
+
+
+@dataclass
+class Not(Expr):
+    operand: Expr
+
+
 # ---- arguments, items and statements -------------------------------------------------
 
 
@@ -116,6 +151,18 @@ class ChainStmt(Stmt):
     items: list[Call]
     bind: str | None = None
     source: Ref | None = None
+
+
+@dataclass
+class IfStmt(Stmt):
+    """`if COND { … } else if COND { … } else { … }`: only the branch taken is elaborated.
+
+    `orelse` is None without `else`; an `else if` is an `orelse` holding one `IfStmt`.
+    """
+
+    cond: Expr
+    then: list[Stmt]
+    orelse: list[Stmt] | None = None
 
 
 # ---- top level ------------------------------------------------------------------------

@@ -97,6 +97,33 @@ class _ToAst(Transformer):
     def neg(self, meta, items):
         return ast.Neg(self._span(meta), items[0])
 
+    @v_args(meta=True)
+    def not_(self, meta, items):
+        return ast.Not(self._span(meta), items[0])
+
+    @v_args(meta=True)
+    def and_(self, meta, items):
+        return ast.BoolOp(self._span(meta), "and", items[0], items[1])
+
+    @v_args(meta=True)
+    def or_(self, meta, items):
+        return ast.BoolOp(self._span(meta), "or", items[0], items[1])
+
+    @v_args(meta=True)
+    def compare(self, meta, items):
+        left, op, right = items
+        return ast.Compare(self._span(meta), op.value, left, right)
+
+    @v_args(meta=True)
+    def attr(self, meta, items):
+        value, name_tok = items
+        return ast.Attr(self._span(meta), value, name_tok.value)
+
+    @v_args(meta=True)
+    def fcall(self, meta, items):
+        name_tok, *args = items
+        return ast.FuncCall(self._span(meta), name_tok.value, [a for a in args if a is not None])
+
     # ---- arguments
     @v_args(meta=True)
     def pos_arg(self, meta, items):
@@ -167,6 +194,13 @@ class _ToAst(Transformer):
         bind, source, *calls = items
         src = ast.Ref(self._span(source), source.value[1:]) if source is not None else None
         return ast.ChainStmt(self._span(meta), list(calls), bind.value if bind is not None else None, src)
+
+    @v_args(meta=True)
+    def if_stmt(self, meta, items):
+        cond, then, orelse = items
+        if isinstance(orelse, ast.IfStmt):
+            orelse = [orelse]
+        return ast.IfStmt(self._span(meta), cond, then, orelse)
 
     # ---- top level
     @v_args(meta=True)

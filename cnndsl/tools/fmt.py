@@ -123,7 +123,7 @@ def _tokens(text: str) -> list[_Tok]:
 
 def _space(a: _Tok, b: _Tok) -> str:
     """The space between two tokens written on one line."""
-    if a.type == "LPAR" or b.type in ("RPAR", "COMMA", "COLON"):
+    if a.type in ("LPAR", "DOT") or b.type in ("RPAR", "COMMA", "COLON", "DOT"):
         return ""
     if b.type == "LPAR" and (a.type == "FUNC" or b.parent in ("block_def", "network_def")):
         return ""
