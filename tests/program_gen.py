@@ -22,6 +22,13 @@ BLOCKS = {
              "    conv 3x3 width pad=1 bias=false -> bn\n  } shortcut=shortcut\n  relu\n}\n",
     "b_inc": "block b_inc(a, b) {\n  concat {\n    conv 1x1 a\n    conv 3x3 (b * 2) pad=1 -> conv 1x1 b\n"
              "    maxpool 3x3 /1 pad=1\n  }\n}\n",
+    # the language after 2016: a block's incoming value and its shape, conditionals, size components
+    "b_dense": "block b_dense(growth) {\n  new = bn -> relu -> conv 3x3 growth pad=1\n  concat @in @new\n}\n",
+    "b_half": "block b_half(out = max(in.c // 2, 1)) {\n  conv 1x1 out -> bn\n}\n",
+    "b_cond": "block b_cond(out, stride = 1) {\n  y = conv 3x3 out /stride pad=1 -> bn\n"
+              "  if stride == 1 and in.c == out {\n    add @in @y\n  } else if not (out > 4) { relu } else {\n"
+              "    @y -> relu6\n  }\n}\n",
+    "b_kconv": "block b_kconv(width, k = 3x3) {\n  conv k width pad=(k.h // 2, k.w // 2) -> conv 1x1 (in.c + width - width)\n}\n",
 }
 
 KERNELS = [(1, 1), (3, 3), (5, 5), (7, 7), (1, 3), (3, 1), (1, 7), (7, 1)]
@@ -336,17 +343,46 @@ class Gen:
         return "seq {\n" + self.render_body(units) + "}", cur
 
     def repeat(self, shape, depth):
-        """`repeat N { … }` around a shape-preserving body (labelled when the body holds labels)."""
+        """`repeat N { … }` around a shape-preserving body (labelled when the body holds labels);
+        `repeat N as i` with the index in a condition."""
         units, cur = self.body(shape, "same", depth + 1, 1, 2)
         assert cur == shape
+        n = self.int(1, 3)
+        index = ""
+        if self.chance(0.3):
+            i = self.fresh("i")
+            index = f" as {i}"
+            units.append(("stmt", f"if {i} % 2 == {self.int(0, 1)} {{ {self.simple(shape)[0]} }}"))
         body = self.render_body(units)
         label = f"{self.fresh('r')}: " if re.search(r"\b[lr]\d+:", body) or self.chance(0.3) else ""
-        return f"{label}repeat {self.int(1, 3)} {{\n{body}}}", shape
+        return f"{label}repeat {n}{index} {{\n{body}}}", shape
+
+    def conditional(self, shape, mode, depth):
+        """`if COND { … } else { … }`: the branch not taken would not shape-check, and is not elaborated."""
+        a, b = self.int(0, 9), self.int(0, 9)
+        op = self.pick(["==", "!=", "<", "<=", ">", ">="])
+        truth = {"==": a == b, "!=": a != b, "<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[op]
+        cond = f"{a} {op} {b}"
+        if self.chance(0.3):
+            cond, truth = f"not ({cond})", not truth
+        if self.chance(0.3):
+            other = self.chance(0.5)
+            cond, truth = (f"{cond} and {str(other).lower()}", truth and other) if self.chance(0.5) \
+                else (f"{cond} or {str(other).lower()}", truth or other)
+        units, out = self.body(shape, mode, depth + 1, 0, 2)
+        taken = self.render_body(units) if units else ""
+        dead = self.pick(["conv 999x999 1", "@nowhere -> relu", "b_unknown(1)", "fc 0"])
+        if truth:
+            text = f"if {cond} {{\n{taken}}}" + (f" else {{ {dead} }}" if self.chance(0.7) else "")
+        else:
+            text = f"if {cond} {{ {dead} }} else {{\n{taken}}}"
+        return text, out
 
     def block_call(self, shape, mode):
         """A call of one of BLOCKS (defined at the top of the program when used)."""
         c, h, w = shape
-        options = ["b_conv", "b_res", "b_inc", "b_inc"] if mode != "same" else ["b_res"]  # b_inc adds channels
+        options = ["b_conv", "b_res", "b_inc", "b_inc", "b_dense", "b_half", "b_cond", "b_kconv"] \
+            if mode != "same" else ["b_res", "b_kconv", "b_cond"]  # b_inc, b_dense add channels
         name = self.pick(options)
         self.blocks.add(name)
         s = 1
@@ -366,6 +402,22 @@ class Gen:
                 sc = self.pick(["project", "zeropad"] if width >= c else ["project"])
                 args.append(f"shortcut={sc}")
             return f"b_res({', '.join(args)})", (width, cdiv(h, s), cdiv(w, s))
+        if name == "b_dense":
+            g = self.int(1, 4)
+            return f"b_dense({g})", (c + g, h, w)
+        if name == "b_half":
+            if self.chance(0.5):
+                return "b_half", (max(c // 2, 1), h, w)
+            k = self.int(1, 8)
+            return f"b_half(out={k})", (k, h, w)
+        if name == "b_cond":
+            out = c if mode == "same" or self.chance(0.5) else self.int(1, 8)
+            if mode == "same":
+                s = 1
+            return f"b_cond({out}, stride={s})", (out, cdiv(h, s), cdiv(w, s))
+        if name == "b_kconv":
+            kh, kw = self.pick([(1, 1), (3, 3), (1, 3), (3, 1), (5, 5)])
+            return f"b_kconv({self.int(1, 8)}, k={kh}x{kw})", shape
         a, b = self.int(1, 4), self.int(1, 4)
         return f"b_inc({a}, b={b})", (a + b + c, h, w)
 
@@ -403,6 +455,8 @@ class Gen:
                 kinds += ["pool"]
             if depth < 2:
                 kinds += ["residual", "highway", "seq", "repeat", "block"]
+                if not chainable_only:
+                    kinds.append("if")
                 if mode != "same" or shape[0] >= 2:
                     kinds.append("concat")
                 if not chainable_only and depth == 0:
@@ -440,6 +494,9 @@ class Gen:
             text, out = self.repeat(shape, depth)
         elif kind == "block":
             text, out = self.block_call(shape, mode)
+        elif kind == "if":
+            text, out = self.conditional(shape, mode, depth)
+            return ("stmt", text), out
         else:
             text, out = self.fork_join(shape)
             return ("stmt", text), out

@@ -31,7 +31,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 # ---------------------------------------------------------------------------------------
 
 TOKEN_RE = re.compile(
-    r'#[^\n]*|->|//|"[^"\n]*"|@?[A-Za-z_]\w*|\d+(?:x\d+)+\b|\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|\r?\n|[ \t]+|\\\n|.')
+    r'#[^\n]*|->|//|==|!=|<=|>=|"[^"\n]*"|@?[A-Za-z_]\w*|\d+(?:x\d+)+\b|\d+(?:\.\d+)?(?:[eE][+-]?\d+)?|\r?\n|[ \t]+|\\\n|.')
 
 VOCAB = sorted({
     # every op (and alias), its parameters and bare words, from the registry; constructs
@@ -44,6 +44,8 @@ VOCAB = sorted({
     "eps", "p", "x", "width", "count_pad", "stanh", "subsample", "rbf", "table", "classes", "n", "basic", "bottleneck", "vgg_stage", "vgg_classifier", "layer1",
     # punctuation and operators
     "{", "}", "(", ")", ",", "=", ":", "->", "/", "//", "+", "-", "*", "%", "@", "@x", "@a", "\n", "\\\n", "#c",
+    "if", "else", "and", "or", "not", "as", "in", "@in", "in.c", "@x.h", "3x3.w", ".", ".c", "==", "!=", "<", "<=", ">", ">=",
+    "i", "min(", "max(", "round(", "floor(", "ceil(", "abs(", "make_divisible(", "1.5",
     # literals
     "0", "1", "2", "3", "7", "64", "0.5", "1e-5", "-1", "3x3", "1x7", "2x2", "3x32x32", "x0", "x2", "x3",
     '"lib/resnet.cnn"', '"lib/vgg.cnn"', '"resnet18.cnn"', '"nope.cnn"', '""', '"lib"',

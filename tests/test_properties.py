@@ -95,6 +95,7 @@ COVERAGE_WORDS = [
     "dilation=", "ceil=", "maxpool", "avgpool", "global", "lrn", "scale", "dropout", "softmax", "add @", "seq {",
     "branch {", "x2", "repeat", "b_conv(", "b_res(", "b_inc(", "y = input", "stanh", "subsample", "rbf", "table=",
     "pad=same", "pad=valid", "fc", "flatten", "count_pad=", "output",
+    "if ", "} else {", "not (", " and ", " or ", " as i", "b_dense(", "b_half", "b_cond(", "b_kconv(",
 ]
 SEEN_WORDS: set[str] = set()  # filled by test_generated_networks_match_torch
 
