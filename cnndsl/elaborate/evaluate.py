@@ -95,6 +95,8 @@ def kind(v: Any) -> str:
         return f"the tensor `{v.name}` (use its shape: `{v.name}.c`)"
     if isinstance(v, str):
         return f"the word `{v}`"
+    if is_number(v):
+        return f"the number {v:g}"
     return type(v).__name__
 
 
@@ -146,12 +148,8 @@ def boolean(v: Any, span: Span, what: str) -> bool:
     """V as a condition: only `true`/`false` and comparisons are conditions, never numbers."""
     if not isinstance(v, bool):
         hint = "compare it: `x != 0`" if is_number(v) else "a condition is a comparison (`a == b`, `in.c > 64`) or true/false"
-        raise CompileError(f"{what} must be a boolean, got {describe_value(v)}", span, hint=hint)
+        raise CompileError(f"{what} must be a boolean, got {kind(v)}", span, hint=hint)
     return v
-
-
-def describe_value(v: Any) -> str:
-    return f"{kind(v)} {v}" if is_number(v) else kind(v)
 
 
 # ---- shapes and sizes --------------------------------------------------------------------
