@@ -371,3 +371,22 @@ def test_cli_diff_of_a_file_without_its_last_newline(cli, tmp_path, capsys):
     messy.write_text(TIDY.rstrip("\n"))
     assert cli(["fmt", "--diff", str(messy)]) == 0
     assert capsys.readouterr().out.endswith("-}\n\\ No newline at end of file\n+}\n")
+
+
+# ---- the examples of docs/LANGUAGE.md --------------------------------------------------------
+
+
+def _doc_examples() -> list[tuple[int, str]]:
+    from tests.test_docs import DOC, fences
+
+    return [(f.line, f.text) for f in fences(DOC.read_text(encoding="utf-8"))
+            if f.lang == "cnn" and "# expect-error" not in f.text]
+
+
+@pytest.mark.parametrize(("line", "text"), _doc_examples(), ids=lambda v: f"line{v}" if isinstance(v, int) else "")
+def test_language_examples_format_idempotently_to_the_same_ir(line, text, monkeypatch):
+    """Every construct's documented example: fmt is idempotent on it and keeps its IR."""
+    monkeypatch.setenv("CNNDSL_PATH", str(ZOO))
+    once = format_source(text, "example.cnn")
+    assert format_source(once, "example.cnn") == once
+    assert ir(once, ZOO / "example.cnn") == ir(text, ZOO / "example.cnn"), f"docs/LANGUAGE.md:{line}"
