@@ -20,6 +20,8 @@ CASES = [
     ("resnet50", torchvision.models.resnet50, 25_557_032, (3, 160, 160)),
     ("resnet152", torchvision.models.resnet152, 60_192_808, (3, 128, 128)),
     ("vgg16", torchvision.models.vgg16, 138_357_544, (3, 224, 224)),
+    ("mobilenet_v2", torchvision.models.mobilenet_v2, 3_504_872, (3, 96, 96)),
+    ("densenet121", torchvision.models.densenet121, 7_978_856, (3, 64, 64)),
 ]
 
 

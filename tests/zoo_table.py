@@ -58,4 +58,12 @@ ROWS = [
     Row("preact_resnet_cifar.cnn", 10_327_706, "count (depth 1001)", {"depth": 1001}),
     Row("squeezenet1_0.cnn", 1_248_424, f"{TV} `squeezenet1_0`"),
     Row("squeezenet1_1.cnn", 1_235_496, f"{TV} `squeezenet1_1`"),
+    Row("mobilenet_v2.cnn", 3_504_872, f"{TV} `mobilenet_v2`"),
+    *[Row("mobilenet_v2.cnn", p, f"count: torchvision `mobilenet_v2(width_mult={w})`", {"width": w})
+      for w, p in [(0.35, 1_677_128), (0.5, 1_968_680), (0.75, 2_636_424), (1.4, 6_108_776)]],
+    Row("densenet121.cnn", 7_978_856, f"{TV} `densenet121`"),
+    Row("densenet121.cnn", 14_149_480, "count: torchvision `densenet169`", {"b3": 32, "b4": 32}),
+    Row("densenet121.cnn", 20_013_928, "count: torchvision `densenet201`", {"b3": 48, "b4": 32}),
+    Row("densenet121.cnn", 28_681_000, "count: torchvision `densenet161`",
+        {"growth": 48, "stem": 96, "b3": 36, "b4": 24}),
 ]
