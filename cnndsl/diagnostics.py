@@ -99,7 +99,8 @@ class CompileError(Exception):
         else:
             self.diagnostics = [Diagnostic(message, span, hint, notes=list(notes or []))]
         self.sources: dict[str, str] = {}
-        super().__init__(self.diagnostics[0].message)
+        # an empty list is an error already reported elsewhere (see elaborate's `Unknown`)
+        super().__init__(self.diagnostics[0].message if self.diagnostics else "")
 
     @property
     def first(self) -> Diagnostic:
