@@ -370,13 +370,16 @@ class Gen:
         return f"b_inc({a}, b={b})", (a + b + c, h, w)
 
     def fork_join(self, shape):
-        """`a = relu`, `b = @a -> conv …`, then `add @a @b` or `concat @a @b`: explicit wiring."""
+        """`a = relu`, `b = @a -> conv …`, then `add @a @b`, `mul @a @b` or `concat @a @b`: explicit wiring."""
         a, b = self.fresh("a"), self.fresh("b")
         first, cur = self.simple(shape)
         out = shape[0] if self.chance(0.5) else self.int(1, 8)
         conv, side = self.conv(cur, keep_grid=True, out=out)
         lines = [f"{a} = {first}", f"{b} = @{a} -> {conv}"]
-        if side == cur:
+        if side == cur and self.chance(0.2):
+            lines.append(f"mul @{a} @{b}")
+            res = cur
+        elif side == cur:
             lines.append(f"add @{a} @{b}" + (" scale=0.5" if self.chance(0.3) else ""))
             res = cur
         else:

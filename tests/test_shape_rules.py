@@ -100,6 +100,9 @@ CASES: dict[str, list[Case]] = {
     "avgpool": _pool_cases() + [([(3, 3)], {"pad": 1, "stride": st, "ceil": c, "count_pad": False}, [(2, 7, 6)])
                                 for st in [(1, 1), (2, 2)] for c in (False, True)],
     "add": [([], {"scale": sc}, [s] * n) for sc in (1.0, 0.5, 2) for n in (2, 3) for s in [(4, 5, 5), (6,)]],
+    "mul": [([], {}, ins) for ins in ([(4, 5, 5)] * 2, [(4, 5, 5), (4, 1, 1)], [(4, 1, 1), (4, 5, 5)], [(6,)] * 2,
+                                       [(3, 2, 7), (3, 1, 1), (3, 2, 7)], [(8, 1, 1)] * 2, [(4, 5, 5), (8, 1, 1)],
+                                       [(4, 5, 5), (4, 5, 6)])],
     "concat": [([], {}, ins) for ins in ([(2, 4, 4), (3, 4, 4)], [(1, 2, 3)] * 3, [(3,), (4,)],
                                           [(5, 1, 1), (1, 1, 1)])],
     "highway": [([], {}, [s] * 3) for s in [(3, 4, 4), (6,), (1, 1, 1)]],
@@ -265,6 +268,11 @@ ERRORS: list[tuple[str, str, list, dict, list[Shape], type, bool]] = [
     ("concat-ranks", "concat", [], {}, [(4, 8, 8), (16,)], ShapeError, True),
     ("add-shapes", "add", [], {}, [(4, 8, 8), (8, 8, 8)], ShapeError, True),
     ("add-three", "add", [], {}, [(4, 8, 8), (4, 8, 8), (4, 4, 8)], ShapeError, True),
+    ("mul-gate-channels", "mul", [], {}, [(8, 4, 4), (4, 1, 1)], ShapeError, True),
+    ("mul-gate-channels-first", "mul", [], {}, [(4, 1, 1), (8, 4, 4)], ShapeError, True),
+    ("mul-grids", "mul", [], {}, [(4, 8, 8), (4, 4, 4)], ShapeError, True),
+    ("mul-row-gate", "mul", [], {}, [(4, 5, 5), (4, 1, 5)], ShapeError, False),  # torch broadcasts; not a gate
+    ("mul-ranks", "mul", [], {}, [(4, 1, 1), (4,)], ShapeError, False),  # torch would give 4x4x4
     ("highway-shapes", "highway", [], {}, [(3, 4, 4), (3, 4, 4), (2, 4, 4)], ShapeError, True),
     ("zeropad-shrink", "zeropad", [], {"out": 2}, [(4, 4, 4)], ShapeError, False),  # F.pad would crop
     ("zeropad-flat", "zeropad", [], {"out": 8}, [(4,)], ShapeError, True),
@@ -332,5 +340,5 @@ def test_mistakes_are_refused(name, pos, kw, ins, error, torch_refuses):
 
 def test_error_cases_cover_every_shape_checking_op():
     """Each op whose shape rule can refuse an input has at least one error case above."""
-    refusing = {"conv", "maxpool", "avgpool", "lrn", "concat", "add", "highway", "zeropad", "subsample", "rbf"}
+    refusing = {"conv", "maxpool", "avgpool", "lrn", "concat", "add", "mul", "highway", "zeropad", "subsample", "rbf"}
     assert refusing <= {e[1] for e in ERRORS if e[5] is ShapeError}

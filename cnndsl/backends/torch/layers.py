@@ -68,6 +68,14 @@ def scaled_add(body: torch.Tensor, *others: torch.Tensor, scale: float = 1.0) ->
     return out
 
 
+def product(first: torch.Tensor, *others: torch.Tensor) -> torch.Tensor:
+    """An element-wise product of several operands (C×1×1 gates broadcast over the map)."""
+    out = first
+    for other in others:
+        out = out * other
+    return out
+
+
 class PartialConv2d(nn.Module):
     """A convolution whose outputs read only some input channels (LeNet-5's C3 table).
 

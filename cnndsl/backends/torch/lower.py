@@ -86,6 +86,7 @@ LOWERINGS: dict[str, Builder] = {
     "softmax": lambda a, ins, out: Fn(torch.softmax, {"dim": 1}),
     "add": lambda a, ins, out: Fn(operator.add) if a["scale"] == 1.0 and len(ins) == 2
     else Fn(layers.scaled_add, {"scale": a["scale"]}),
+    "mul": lambda a, ins, out: Fn(operator.mul) if len(ins) == 2 else Fn(layers.product),
     "concat": lambda a, ins, out: Fn(torch.cat, {"dim": 1}, packed=True),
     "highway": lambda a, ins, out: Fn(layers.highway),
     "zeropad": lambda a, ins, out: Fn(layers.zeropad_shortcut, {"channels": a["out"], "stride_h": a["stride"][0],

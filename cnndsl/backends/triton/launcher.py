@@ -54,6 +54,7 @@ from torch import fx
 from cnndsl.backends.torch.lower import LOWERINGS, Fn
 from cnndsl.backends.triton._common import is_interpreted
 from cnndsl.backends.triton.conv import _conv_igemm_kernel, conv2d, pack_conv_weight
+from cnndsl.backends.triton.elementwise import broadcast_binary
 from cnndsl.backends.triton.epilogue import Act, Epilogue, Prologue, Route
 from cnndsl.backends.triton.gemm import linear
 from cnndsl.backends.triton.lrn import local_response_norm
@@ -286,6 +287,20 @@ class TritonNetwork:
         centres, out, off = self._params[p.step.node]["weight"], p.target.full(bufs, batch), p.target.offset
         return lambda ins: euclidean_rbf(ins[0].reshape(batch, -1), centres, out=out, c_offset=off)
 
+    def _mul(self, p: _Prepared, bufs: list[torch.Tensor], batch: int) -> Run:
+        """A product: the operand of the output's shape times the others (gates broadcast), into out."""
+        out, shapes = p.target.view(bufs, batch), [tuple(s) for s in in_shapes(self.graph, p.step.node)]
+        first = shapes.index(tuple(self.graph.nodes[p.step.node]["shape"]))
+        rest = [i for i in range(len(shapes)) if i != first]
+
+        def run(ins: list[torch.Tensor]) -> torch.Tensor:
+            broadcast_binary(ins[first], ins[rest[0]], "mul", out=out)
+            for i in rest[1:]:
+                broadcast_binary(out, ins[i], "mul", out=out)
+            return out
+
+        return run
+
     def _input(self, p: _Prepared, bufs: list[torch.Tensor], batch: int) -> Run:
         out, device, dtype = p.target.view(bufs, batch), self.device, self.dtype
 
@@ -477,6 +492,7 @@ _LAUNCH: dict[str, Callable[[TritonNetwork, _Prepared, list[torch.Tensor], int],
     "global_pool2d": TritonNetwork._global_pool,
     "local_response_norm": TritonNetwork._lrn,
     "softmax_lastdim": TritonNetwork._softmax,
+    "broadcast_binary": TritonNetwork._mul,
     RBF_FAMILY: TritonNetwork._rbf,
     "input": TritonNetwork._input,
     "none": TritonNetwork._written,

@@ -100,6 +100,7 @@ TABLE: dict[str, tuple[Rule, ...]] = {
     "softmax": (Rule("triton", "softmax_lastdim"),),
     "rbf": (Rule("triton", RBF_FAMILY),),
     "dropout": (Rule("view", "identity"),),
+    "mul": (Rule("triton", "broadcast_binary"),),
     "concat": (Rule("none", "none", "eliminated concat (producers write its slices)", when=_eliminated),
                _torch("concat_elim could not eliminate it (e.g. a producer read elsewhere, or an input)",
                       note="concat (torch lowering)")),

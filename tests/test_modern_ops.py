@@ -1,0 +1,97 @@
+"""The ops of issue 13 (mul, identity, drop_path, layerscale, prelu, groupnorm, layernorm,
+channel_shuffle) end to end: the torch lowering against torch.nn / torchvision on random
+inputs, the networks they are written for (squeeze-and-excitation, a ConvNeXt block, a
+ShuffleNet unit) through the passes and the Triton backend under the interpreter (fp32 and
+fp16, no torch fallback), and the mistakes they refuse. Shape rules: test_shape_rules.py;
+the kernels alone: test_triton_elementwise.py."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+
+import cnndsl  # noqa: E402
+from cnndsl import CompileError  # noqa: E402
+from tests.conftest import torch_reference  # noqa: E402
+from tests.kernel_checks import rel  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+TOL = {torch.float32: 1e-3, torch.float16: 2e-2}
+
+SE = """network se {
+  input 8x6x6
+  x = conv 3x3 8 pad=1 -> relu
+  g = @x -> avgpool global -> conv 1x1 2 -> relu -> conv 1x1 8 -> sigmoid
+  mul @x @g -> conv 1x1 4
+}
+"""
+
+
+def triton_matches(src: str, dtype: torch.dtype, batch: int = 2, **compile_args) -> str:
+    """Compile, run the torch module and the Triton network on one random batch; return the report."""
+    from cnndsl.backends.triton.launcher import to_triton
+
+    graph = cnndsl.compile_source(src, **compile_args).graph
+    module = torch_reference(graph)
+    xs = [torch.randn(batch, *graph.nodes[n]["shape"], generator=torch.Generator().manual_seed(3))
+          for n in graph.graph["inputs"]]
+    net = to_triton(graph, module.state_dict(), device="cpu", dtype=dtype)
+    with torch.no_grad():
+        want = module(*xs)
+    got = net(*xs)
+    assert got.shape == want.shape
+    assert rel(got, want) < TOL[dtype], net.check(xs, module, TOL[dtype])
+    assert not net.report.fallbacks, str(net.report)
+    return str(net.report)
+
+
+# ---- mul -----------------------------------------------------------------------------------
+
+
+def test_squeeze_and_excitation_is_torchvisions():
+    """SE written with `mul` and 1x1 convs is torchvision's SqueezeExcitation, weight for weight."""
+    from torchvision.ops import SqueezeExcitation
+
+    net = cnndsl.compile_source(SE)
+    module = net.to_torch().eval()
+    se = SqueezeExcitation(8, 2).eval()
+    se.fc1.load_state_dict(module.conv2.state_dict())
+    se.fc2.load_state_dict(module.conv3.state_dict())
+    x = torch.randn(2, 8, 6, 6)
+    with torch.no_grad():
+        feat = torch.relu(module.conv1(x))
+        assert rel(module(x), module.conv4(se(feat))) < 1e-6
+
+
+def test_fc_on_a_gate_is_flat_so_se_uses_1x1_convs():
+    """fc flattens a Cx1x1 input (Caffe's InnerProduct): an SE gate written with fc is flat and
+    `mul` says so; the 1x1 convs keep it Cx1x1."""
+    src = SE.replace("conv 1x1 2 -> relu -> conv 1x1 8", "fc 2 -> relu -> fc 8")
+    with pytest.raises(CompileError, match="mul needs equal shapes or a Cx1x1 gate"):
+        cnndsl.compile_source(src)
+
+
+def test_a_gate_whose_channels_do_not_match_is_a_clear_error():
+    with pytest.raises(CompileError) as info:
+        cnndsl.compile_source(SE.replace("conv 1x1 8 -> sigmoid", "conv 1x1 4 -> sigmoid"))
+    text = info.value.render()
+    assert "a gate whose channels do not match: the gate has 4 channels, the map 8" in text
+    assert "conv 1x1 8 -> sigmoid" in text  # the hint
+
+
+def test_mul_of_equal_shapes_and_of_three_operands():
+    net = cnndsl.compile_source("network m {\n  x = input 3x4x4\n  a = conv 1x1 3\n  b = @x -> conv 1x1 3\n"
+                                "  g = @a -> avgpool global\n  mul @a @b @g\n}")
+    module = net.to_torch().eval()
+    x = torch.randn(2, 3, 4, 4)
+    with torch.no_grad():
+        a, b = module.conv1(x), module.conv2(x)
+        assert rel(module(x), a * b * a.mean((2, 3), keepdim=True)) < 1e-6
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["fp32", "fp16"])
+def test_se_runs_in_triton_kernels(dtype):
+    report = triton_matches(SE, dtype)
+    assert "broadcast_binary" in report

@@ -1,0 +1,41 @@
+"""The element-wise, normalisation and channel-shuffle kernels of the issue-13 ops against
+PyTorch, under Triton's interpreter (no GPU): fp32 references on NCHW tensors permuted to NHWC,
+tiny shapes, tiles pinned small where a test wants the multi-tile and masked paths."""
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("triton")
+F = torch.nn.functional
+
+from cnndsl.backends.triton.elementwise import broadcast_binary  # noqa: E402
+from tests.kernel_checks import DTYPES, close, interpreted, nchw, nhwc, q, rnd  # noqa: E402, F401 (a fixture)
+
+pytestmark = pytest.mark.usefixtures("interpreted")
+SMALL = dict(BLOCK_P=16, BLOCK_C=16)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["fp32", "fp16"])
+@pytest.mark.parametrize("gate", [(2, 19, 1, 1), (2, 19, 5, 3)], ids=["gate", "equal"])
+@pytest.mark.parametrize("config", [None, SMALL], ids=["default", "small-tiles"])
+def test_mul(gate, config, dtype):
+    x, g = rnd(2, 19, 5, 3, seed=1), torch.sigmoid(rnd(*gate, seed=2))
+    ref = q(x, dtype) * q(g, dtype)
+    close(nchw(broadcast_binary(nhwc(x).to(dtype), nhwc(g).to(dtype), "mul", config=config)), ref, dtype)
+
+
+def test_mul_into_a_channel_slice_in_place_and_flat():
+    x, g = rnd(1, 6, 3, 4, seed=3), rnd(1, 6, 1, 1, seed=4)
+    buf = torch.zeros(1, 3, 4, 10)
+    broadcast_binary(nhwc(x), nhwc(g), out=buf[..., 2:8], config=SMALL)
+    close(nchw(buf[..., 2:8]), x * g, torch.float32)
+    assert (buf[..., :2] == 0).all() and (buf[..., 8:] == 0).all()
+    xi = nhwc(x)
+    broadcast_binary(xi, nhwc(g), out=xi)
+    close(nchw(xi), x * g, torch.float32)
+    r, s = rnd(3, 37, seed=5), rnd(37, seed=6)
+    close(broadcast_binary(r, s, config=SMALL), r * s, torch.float32)
+    with pytest.raises(ValueError, match="does not broadcast"):
+        broadcast_binary(r, rnd(5, seed=7))
+    with pytest.raises(ValueError, match="op must be"):
+        broadcast_binary(r, s, "div")
