@@ -95,3 +95,71 @@ def test_mul_of_equal_shapes_and_of_three_operands():
 def test_se_runs_in_triton_kernels(dtype):
     report = triton_matches(SE, dtype)
     assert "broadcast_binary" in report
+
+
+# ---- identity and drop_path --------------------------------------------------------------
+
+BLOCK = """network blk {{
+  input 4x5x5
+  residual {{ conv 3x3 4 pad=1 -> relu -> conv 1x1 4 -> {op} }} -> relu
+  conv 1x1 3 -> {op}
+}}
+"""
+
+
+@pytest.mark.parametrize("op", ["identity", "drop_path 0.3", "drop_path 0"])
+def test_noops_are_the_identity_in_eval_and_vanish_in_the_passes(op):
+    from cnndsl.passes import optimize
+
+    net = cnndsl.compile_source(BLOCK.format(op=op))
+    module = net.to_torch().eval()
+    x = torch.randn(2, 4, 5, 5)
+    with torch.no_grad():
+        y = torch.relu(module.conv2(torch.relu(module.conv1(x))) + x)
+        assert rel(module(x), module.conv3(y)) < 1e-6
+    fused, _, report = optimize(net.graph, module.state_dict())
+    name = op.split()[0]
+    assert report.residual_adds_fused == 1
+    assert [d["op"] for _, d in fused.nodes(data=True)].count(name) == 1  # the one that is an output: a view
+
+
+def test_drop_path_is_torchvisions_stochastic_depth():
+    from torchvision.ops import StochasticDepth
+
+    net = cnndsl.compile_source(BLOCK.format(op="drop_path 0.5"))
+    module = net.to_torch()
+    assert isinstance(module.drop_path1, StochasticDepth) and module.drop_path1.mode == "row"
+    module.train()
+    x = torch.randn(64, 4, 5, 5)
+    ref = StochasticDepth(0.5, "row")
+    torch.manual_seed(7)
+    body = module.conv2(torch.relu(module.conv1(x)))
+    torch.manual_seed(7)
+    got = module.drop_path1(body)
+    torch.manual_seed(7)
+    want = ref(body)
+    assert torch.equal(got, want)
+    kept = got.flatten(1).abs().sum(1) > 0
+    assert 0 < kept.sum() < 64  # whole samples dropped, the others scaled by 2
+    assert torch.allclose(got[kept], 2 * body[kept])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["fp32", "fp16"])
+def test_noops_run_in_triton_kernels(dtype):
+    triton_matches(BLOCK.format(op="drop_path 0.2"), dtype)
+    triton_matches(BLOCK.format(op="identity"), dtype)
+
+
+def test_drop_noops_keeps_the_function_and_its_input():
+    from cnndsl.passes.drop_noops import drop_noops
+    from tests.pass_checks import assert_same_function
+
+    src = """network n {
+  x = input 3x4x4
+  a = identity -> conv 1x1 3 -> drop_path 0.1
+  b = @x -> identity -> identity
+  concat @a @b -> identity
+}"""
+    graph = cnndsl.compile_source(src).graph
+    new, _ = assert_same_function(graph, drop_noops)
+    assert [d["op"] for _, d in new.nodes(data=True)] == ["input", "conv", "concat", "identity"]

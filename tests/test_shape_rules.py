@@ -91,6 +91,8 @@ CASES: dict[str, list[Case]] = {
     "fc": [([n], {"bias": b}, [s]) for s in [(7,), (3, 4, 5), (1,), (2, 1, 1)] for n in (1, 5) for b in (True, False)],
     "flatten": [([], {}, [s]) for s in [(3, 4, 5), (7,), (2, 1, 1)]],
     "dropout": [([p], {}, [s]) for p in (0, 0.5, 0.9) for s in [(3, 4, 4), (5,)]] + [([], {}, [(2, 3, 3)])],
+    "identity": _elementwise_cases(),
+    "drop_path": [([p], {}, [s]) for p in (0, 0.2, 0.9) for s in [*MAPS, *FLAT]],
     "bn": [([], kw, [s]) for kw in ({}, {"eps": 1e-3, "momentum": 0.3}) for s in [(4, 5, 5), (7,), (1, 1, 1)]],
     "lrn": [([n], kw, [s]) for n in (1, 2, 5, 7) for kw in ({}, {"alpha": 1e-3, "beta": 0.5, "k": 2})
             for s in [(3, 4, 4), (8, 2, 3)]],
@@ -314,6 +316,9 @@ ERRORS: list[tuple[str, str, list, dict, list[Shape], type, bool]] = [
     ("pool-no-kernel", "avgpool", [], {}, [], ArgError, False),
     ("dropout-1", "dropout", [1.0], {}, [], ArgError, False),
     ("dropout-negative", "dropout", [-0.1], {}, [], ArgError, False),
+    ("drop_path-1", "drop_path", [1.0], {}, [], ArgError, False),
+    ("drop_path-no-p", "drop_path", [], {}, [], ArgError, False),
+    ("identity-arg", "identity", [0.5], {}, [], ArgError, False),
     ("bn-eps-0", "bn", [], {"eps": 0}, [], ArgError, False),
     ("fc-0", "fc", [0], {}, [], ArgError, False),
     ("lrn-size-0", "lrn", [0], {}, [], ArgError, False),

@@ -51,6 +51,12 @@ def _bn(attrs, ins, out):
     return cls(ins[0][0], eps=attrs["eps"], momentum=attrs["momentum"])
 
 
+def _drop_path(attrs, ins, out):
+    from torchvision.ops import StochasticDepth  # heavy optional dependency, needed by drop_path only
+
+    return StochasticDepth(attrs["p"], "row")
+
+
 def _pool(fn, global_fn):
     def build(attrs, ins, out):
         if attrs["kernel"] == "global":
@@ -78,6 +84,8 @@ LOWERINGS: dict[str, Builder] = {
     "lrn": lambda a, ins, out: nn.LocalResponseNorm(a["size"], a["alpha"], a["beta"], a["k"]),
     "scale": lambda a, ins, out: layers.ChannelScale(ins[0][0], a["bias"]),
     "dropout": lambda a, ins, out: nn.Dropout(a["p"]),
+    "identity": lambda a, ins, out: nn.Identity(),
+    "drop_path": _drop_path,
     "maxpool": _pool(F.max_pool2d, F.adaptive_max_pool2d),
     "avgpool": _pool(F.avg_pool2d, F.adaptive_avg_pool2d),
     "subsample": lambda a, ins, out: layers.Subsample(ins[0][0], a["kernel"], a["stride"]),

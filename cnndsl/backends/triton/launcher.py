@@ -4,7 +4,7 @@
     plan_launch(graph, batch=1, itemsize=2) -> LaunchPlan        (plan.py: passes only, no weights, no device)
 
 `to_triton` takes the torch backend's `state_dict()` for `graph` (`Network.to_triton` makes a
-fresh module's when given none), runs `cnndsl.passes.optimize` (densify → fold_bn → fuse_1x1 →
+fresh module's when given none), runs `cnndsl.passes.optimize` (drop_noops → densify → fold_bn → fuse_1x1 →
 fuse_epilogue → fuse_post_norm → fuse_prologue → concat_elim → plan_buffers), packs the weights once (conv:
 `pack_conv_weight`; an fc or rbf reading a C×H×W map gets its columns permuted from (c, h, w) to
 the NHWC (h, w, c) order; biases, prologue and post-norm vectors stay fp32) and returns a callable

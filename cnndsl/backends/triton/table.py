@@ -22,6 +22,7 @@ from cnndsl.ir.registry import ops_with
 from cnndsl.passes.concat_elim import routed_by
 
 CONV_FAMILY, FC_FAMILY, RBF_FAMILY = "conv2d", "linear", "euclidean_rbf"
+IDENTITIES = ("dropout", *ops_with("noop"))  # the identity at inference: a view of the input
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ def only_fc_readers(graph: nx.MultiDiGraph, node: str) -> bool:
         return False
     for _, dst, port in graph.out_edges(node, data="port"):
         op = graph.nodes[dst]["op"]
-        if op == "dropout":
+        if op in IDENTITIES:
             if not only_fc_readers(graph, dst):
                 return False
         elif TRITON_OPS.get(op) != (FC_FAMILY,) or port != 0:
@@ -99,7 +100,7 @@ TABLE: dict[str, tuple[Rule, ...]] = {
     "lrn": (Rule("triton", "local_response_norm"),),
     "softmax": (Rule("triton", "softmax_lastdim"),),
     "rbf": (Rule("triton", RBF_FAMILY),),
-    "dropout": (Rule("view", "identity"),),
+    **{op: (Rule("view", "identity"),) for op in IDENTITIES},  # a no-op drop_noops left: a network output
     "mul": (Rule("triton", "broadcast_binary"),),
     "concat": (Rule("none", "none", "eliminated concat (producers write its slices)", when=_eliminated),
                _torch("concat_elim could not eliminate it (e.g. a producer read elsewhere, or an input)",

@@ -1,4 +1,4 @@
-"""Fully connected layers, flattening and dropout."""
+"""Fully connected layers, flattening, dropout and the ops that are the identity at inference."""
 
 from __future__ import annotations
 
@@ -64,4 +64,21 @@ DROPOUT = OpDef(
     params=(ParamSpec("p", probability, 0.5, positional=True, doc="drop probability"),),
     shape=_same,
     family="view", traits=frozenset({"view", "elementwise"}),
+)
+
+
+IDENTITY = OpDef(
+    name="identity",
+    doc="y = x (nn.Identity): a placeholder, e.g. an optional layer switched off: `identity`",
+    params=(),
+    shape=_same,
+    family="view", traits=frozenset({"view", "elementwise", "noop"}),
+)
+DROP_PATH = OpDef(
+    name="drop_path",
+    doc="stochastic depth (torchvision's StochasticDepth, mode=row): in training each sample's branch is "
+    "zeroed with probability p and the others scaled by 1/(1 − p); the identity in eval: `drop_path 0.1`",
+    params=(ParamSpec("p", probability, required=True, positional=True, doc="drop probability per sample"),),
+    shape=_same,
+    family="view", traits=frozenset({"view", "elementwise", "noop"}),
 )
