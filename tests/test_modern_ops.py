@@ -163,3 +163,42 @@ def test_drop_noops_keeps_the_function_and_its_input():
     graph = cnndsl.compile_source(src).graph
     new, _ = assert_same_function(graph, drop_noops)
     assert [d["op"] for _, d in new.nodes(data=True)] == ["input", "conv", "concat", "identity"]
+
+
+# ---- layerscale --------------------------------------------------------------------------
+
+CNBLOCK = """network cn {{
+  input 8x5x5
+  residual {{
+    conv 7x7 8 pad=3 groups=8 -> {norm}
+    conv 1x1 32 -> gelu -> conv 1x1 8 -> layerscale init={init} -> drop_path 0.1
+  }}
+  {tail}
+}}
+"""
+
+
+def test_layerscale_is_convnexts_layer_scale():
+    net = cnndsl.compile_source(CNBLOCK.format(norm="identity", init=0.5, tail="layerscale"))
+    module = net.to_torch().eval()
+    assert module.layerscale1.weight.shape == (8, 1, 1) and (module.layerscale1.weight == 0.5).all()
+    assert net.summary().trainable_params == sum(p.numel() for p in module.parameters())
+    flat = cnndsl.compile_source("network f {\n  input 6\n  layerscale init=2\n}").to_torch()
+    assert flat.layerscale1.weight.shape == (6,)
+    x = torch.randn(3, 6)
+    assert torch.equal(flat(x), 2 * x)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["fp32", "fp16"])
+def test_layerscale_folds_and_runs_in_triton_kernels(dtype):
+    from cnndsl.passes import optimize
+
+    src = CNBLOCK.format(norm="identity", init=0.5, tail="layerscale init=0.7")
+    graph = cnndsl.compile_source(src).graph
+    fused, _, report = optimize(graph, torch_reference(graph).state_dict())
+    assert report.residual_adds_fused == 1  # conv -> layerscale (folded) -> drop_path (dropped) -> add
+    assert report.post_norms == 1  # the layerscale after the add: into that conv's epilogue
+    assert [d["op"] for _, d in fused.nodes(data=True)] == ["input", "fused_conv", "fused_conv", "fused_conv"]
+    triton_matches(src, dtype)
+    alone = CNBLOCK.format(norm="identity", init=0.5, tail="maxpool 3x3 stride=1 pad=1 -> layerscale init=0.7")
+    assert "broadcast_binary" in triton_matches(alone, dtype)  # after a pool: its own kernel

@@ -93,6 +93,7 @@ CASES: dict[str, list[Case]] = {
     "dropout": [([p], {}, [s]) for p in (0, 0.5, 0.9) for s in [(3, 4, 4), (5,)]] + [([], {}, [(2, 3, 3)])],
     "identity": _elementwise_cases(),
     "drop_path": [([p], {}, [s]) for p in (0, 0.2, 0.9) for s in [*MAPS, *FLAT]],
+    "layerscale": [([], kw, [s]) for kw in ({}, {"init": 0.1}) for s in [*MAPS, *FLAT]],
     "bn": [([], kw, [s]) for kw in ({}, {"eps": 1e-3, "momentum": 0.3}) for s in [(4, 5, 5), (7,), (1, 1, 1)]],
     "lrn": [([n], kw, [s]) for n in (1, 2, 5, 7) for kw in ({}, {"alpha": 1e-3, "beta": 0.5, "k": 2})
             for s in [(3, 4, 4), (8, 2, 3)]],

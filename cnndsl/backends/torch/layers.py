@@ -42,6 +42,17 @@ class ChannelScale(nn.Module):
         return y + self.bias.view(view) if self.bias is not None else y
 
 
+class LayerScale(nn.Module):
+    """ConvNeXt's layer scale: y = x·γ, γ of shape (C, 1, 1) for a map (torchvision's CNBlock.layer_scale), (C,) for rows."""
+
+    def __init__(self, channels: int, init: float, rank: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.full((channels,) + (1,) * (rank - 1), float(init)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.weight
+
+
 class FlatLinear(nn.Linear):
     """A fully connected layer that flattens a CxHxW input first (Caffe's InnerProduct)."""
 

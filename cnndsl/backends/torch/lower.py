@@ -83,6 +83,7 @@ LOWERINGS: dict[str, Builder] = {
     "bn": _bn,
     "lrn": lambda a, ins, out: nn.LocalResponseNorm(a["size"], a["alpha"], a["beta"], a["k"]),
     "scale": lambda a, ins, out: layers.ChannelScale(ins[0][0], a["bias"]),
+    "layerscale": lambda a, ins, out: layers.LayerScale(ins[0][0], a["init"], len(ins[0])),
     "dropout": lambda a, ins, out: nn.Dropout(a["p"]),
     "identity": lambda a, ins, out: nn.Identity(),
     "drop_path": _drop_path,

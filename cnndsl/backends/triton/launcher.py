@@ -62,7 +62,7 @@ from cnndsl.backends.triton.plan import LaunchPlan, LaunchReport, Step, plan_lau
 from cnndsl.backends.triton.pool import global_pool2d, pool2d
 from cnndsl.backends.triton.rbf import euclidean_rbf
 from cnndsl.backends.triton.softmax import softmax_lastdim
-from cnndsl.backends.triton.table import CONV_FAMILY, FC_FAMILY, RBF_FAMILY
+from cnndsl.backends.triton.table import CHANNEL_FAMILY, CONV_FAMILY, FC_FAMILY, RBF_FAMILY
 from cnndsl.ir.graph import in_shapes, inputs_of
 from cnndsl.passes.concat_elim import resolve_slice
 
@@ -179,6 +179,8 @@ class TritonNetwork:
                         for key in keys:
                             p[key] = self._tensor(weights[f"{node}.{key}"], torch.float32).contiguous()
                 self._params[node] = p
+            elif step.family == CHANNEL_FAMILY:  # γ (layerscale) or the slopes (prelu), one per channel or one
+                self._params[node] = {"weight": self._tensor(weights[f"{node}.weight"], torch.float32).reshape(-1)}
             elif step.family == "torch lowering":
                 if step.op not in LOWERINGS:
                     raise ValueError(f"{node}: the torch backend has no lowering for {step.op!r} to fall back on")
@@ -300,6 +302,12 @@ class TritonNetwork:
             return out
 
         return run
+
+    def _channelwise(self, p: _Prepared, bufs: list[torch.Tensor], batch: int) -> Run:
+        """x·γ_c (an unfolded layerscale) or PReLU with its slopes: the parameter broadcast over the channels."""
+        out, weight = p.target.view(bufs, batch), self._params[p.step.node]["weight"]
+        op = "prelu" if p.step.op == "prelu" else "mul"
+        return lambda ins: broadcast_binary(ins[0], weight, op, out=out)
 
     def _input(self, p: _Prepared, bufs: list[torch.Tensor], batch: int) -> Run:
         out, device, dtype = p.target.view(bufs, batch), self.device, self.dtype
@@ -493,6 +501,7 @@ _LAUNCH: dict[str, Callable[[TritonNetwork, _Prepared, list[torch.Tensor], int],
     "local_response_norm": TritonNetwork._lrn,
     "softmax_lastdim": TritonNetwork._softmax,
     "broadcast_binary": TritonNetwork._mul,
+    CHANNEL_FAMILY: TritonNetwork._channelwise,
     RBF_FAMILY: TritonNetwork._rbf,
     "input": TritonNetwork._input,
     "none": TritonNetwork._written,

@@ -22,6 +22,7 @@ from cnndsl.ir.registry import ops_with
 from cnndsl.passes.concat_elim import routed_by
 
 CONV_FAMILY, FC_FAMILY, RBF_FAMILY = "conv2d", "linear", "euclidean_rbf"
+CHANNEL_FAMILY = "channelwise"  # an element-wise op with a learnt per-channel (or single) parameter
 IDENTITIES = ("dropout", *ops_with("noop"))  # the identity at inference: a view of the input
 
 
@@ -115,6 +116,7 @@ TABLE: dict[str, tuple[Rule, ...]] = {
     **{op: _lowered(op, _ACT) for op in ops_with("activation")},  # every registry activation
     "bn": _lowered("bn", _NORM.format("batch norm")),
     "scale": _lowered("scale", _NORM.format("channel scale")),
+    "layerscale": (Rule("triton", CHANNEL_FAMILY, "broadcast_binary"),),  # one the passes could not fold
     "add": _lowered("add", "an add fuse_epilogue could not fuse as a residual (e.g. one tensor added to itself)"),
     "zeropad": _lowered("zeropad", "an option-A shortcut not fused as a conv's zeropad residual"),
     "highway": _lowered("highway", "a highway gate fuse_epilogue could not pair into a highway_conv / highway_fc"),

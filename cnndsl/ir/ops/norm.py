@@ -1,4 +1,4 @@
-"""Normalisation and per-channel affine layers: batch norm, LRN, channel-wise scale."""
+"""Normalisation and per-channel affine layers: batch norm, LRN, channel-wise scale, layer scale."""
 
 from __future__ import annotations
 
@@ -78,5 +78,18 @@ SCALE = OpDef(
     params=(ParamSpec("bias", boolean, True),),
     shape=_same,
     param_count=_scale_params,
+    family="normalisation", traits=frozenset({"normalisation", "elementwise"}),
+)
+
+
+LAYERSCALE = OpDef(
+    name="layerscale",
+    doc_shape="unchanged (C×H×W or flat)",
+    doc_params="C",
+    doc="learnable per-channel multiplier y = x·γ_c, γ starting at `init` (ConvNeXt's layer_scale, a C×1×1 "
+    "parameter); folds into the conv before it: `layerscale init=1e-6`",
+    params=(ParamSpec("init", number, 1e-6, doc="the initial value of every γ_c"),),
+    shape=_same,
+    param_count=_per_channel(1),
     family="normalisation", traits=frozenset({"normalisation", "elementwise"}),
 )
