@@ -202,3 +202,32 @@ def test_layerscale_folds_and_runs_in_triton_kernels(dtype):
     triton_matches(src, dtype)
     alone = CNBLOCK.format(norm="identity", init=0.5, tail="maxpool 3x3 stride=1 pad=1 -> layerscale init=0.7")
     assert "broadcast_binary" in triton_matches(alone, dtype)  # after a pool: its own kernel
+
+
+# ---- prelu -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("args, slopes", [("", 1), (" channels=true", 6), (" channels=true init=0.1", 6)])
+def test_prelu_is_nn_prelu(args, slopes):
+    module = cnndsl.compile_source(f"network p {{\n  input 6x3x3\n  prelu{args}\n  flatten -> prelu{args}\n}}").to_torch()
+    first = module.prelu1
+    assert isinstance(first, nn.PReLU) and first.weight.shape == (slopes,)
+    assert module.prelu2.weight.shape == ((54,) if slopes > 1 else (1,))
+    with torch.no_grad():
+        first.weight.uniform_(-1, 1)
+        module.prelu2.weight.uniform_(-1, 1)
+    ref1 = nn.PReLU(slopes)
+    ref1.load_state_dict(first.state_dict())
+    ref2 = nn.PReLU(module.prelu2.weight.numel())
+    ref2.load_state_dict(module.prelu2.state_dict())
+    x = torch.randn(2, 6, 3, 3)
+    with torch.no_grad():
+        assert torch.equal(module(x), ref2(ref1(x).flatten(1)))
+    if "init" in args:
+        assert torch.allclose(nn.PReLU(6, 0.1).weight, torch.full((6,), 0.1))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["fp32", "fp16"])
+def test_prelu_runs_in_triton_kernels(dtype):
+    src = "network p {\n  input 5x4x4\n  conv 3x3 6 pad=1 -> prelu channels=true\n  conv 1x1 4 -> prelu\n  fc 7 -> prelu channels=true\n}"
+    assert "broadcast_binary" in triton_matches(src, dtype)

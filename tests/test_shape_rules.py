@@ -94,6 +94,7 @@ CASES: dict[str, list[Case]] = {
     "identity": _elementwise_cases(),
     "drop_path": [([p], {}, [s]) for p in (0, 0.2, 0.9) for s in [*MAPS, *FLAT]],
     "layerscale": [([], kw, [s]) for kw in ({}, {"init": 0.1}) for s in [*MAPS, *FLAT]],
+    "prelu": [([], kw, [s]) for kw in ({}, {"channels": True}, {"channels": True, "init": 0.1}) for s in [*MAPS, *FLAT]],
     "bn": [([], kw, [s]) for kw in ({}, {"eps": 1e-3, "momentum": 0.3}) for s in [(4, 5, 5), (7,), (1, 1, 1)]],
     "lrn": [([n], kw, [s]) for n in (1, 2, 5, 7) for kw in ({}, {"alpha": 1e-3, "beta": 0.5, "k": 2})
             for s in [(3, 4, 4), (8, 2, 3)]],
@@ -320,6 +321,7 @@ ERRORS: list[tuple[str, str, list, dict, list[Shape], type, bool]] = [
     ("drop_path-1", "drop_path", [1.0], {}, [], ArgError, False),
     ("drop_path-no-p", "drop_path", [], {}, [], ArgError, False),
     ("identity-arg", "identity", [0.5], {}, [], ArgError, False),
+    ("prelu-channels-word", "prelu", [], {"channels": "some"}, [], ArgError, False),
     ("bn-eps-0", "bn", [], {"eps": 0}, [], ArgError, False),
     ("fc-0", "fc", [0], {}, [], ArgError, False),
     ("lrn-size-0", "lrn", [0], {}, [], ArgError, False),

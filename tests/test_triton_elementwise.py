@@ -39,3 +39,14 @@ def test_mul_into_a_channel_slice_in_place_and_flat():
         broadcast_binary(r, rnd(5, seed=7))
     with pytest.raises(ValueError, match="op must be"):
         broadcast_binary(r, s, "div")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["fp32", "fp16"])
+@pytest.mark.parametrize("slopes", [1, 13])
+def test_prelu_and_a_per_channel_parameter(slopes, dtype):
+    x, a = rnd(2, 13, 4, 3, seed=8), rnd(slopes, seed=9)
+    ref = F.prelu(q(x, dtype), a)
+    close(nchw(broadcast_binary(nhwc(x).to(dtype), a, "prelu", config=SMALL)), ref, dtype)
+    close(nchw(broadcast_binary(nhwc(x).to(dtype), a, "mul")), q(x, dtype) * a.view(1, -1, 1, 1), dtype)
+    r = rnd(3, 13, seed=10)
+    close(broadcast_binary(r.to(dtype), a, "prelu"), F.prelu(q(r, dtype), a), dtype)

@@ -84,6 +84,7 @@ LOWERINGS: dict[str, Builder] = {
     "lrn": lambda a, ins, out: nn.LocalResponseNorm(a["size"], a["alpha"], a["beta"], a["k"]),
     "scale": lambda a, ins, out: layers.ChannelScale(ins[0][0], a["bias"]),
     "layerscale": lambda a, ins, out: layers.LayerScale(ins[0][0], a["init"], len(ins[0])),
+    "prelu": lambda a, ins, out: nn.PReLU(ins[0][0] if a["channels"] else 1, a["init"]),
     "dropout": lambda a, ins, out: nn.Dropout(a["p"]),
     "identity": lambda a, ins, out: nn.Identity(),
     "drop_path": _drop_path,
