@@ -231,3 +231,48 @@ def test_prelu_is_nn_prelu(args, slopes):
 def test_prelu_runs_in_triton_kernels(dtype):
     src = "network p {\n  input 5x4x4\n  conv 3x3 6 pad=1 -> prelu channels=true\n  conv 1x1 4 -> prelu\n  fc 7 -> prelu channels=true\n}"
     assert "broadcast_binary" in triton_matches(src, dtype)
+
+
+# ---- groupnorm and layernorm -------------------------------------------------------------
+
+
+def test_layernorm_is_convnexts_layernorm2d_and_nn_layernorm():
+    from torchvision.models.convnext import LayerNorm2d
+
+    net = cnndsl.compile_source("network l {\n  input 6x3x4\n  layernorm eps=1e-6\n  flatten -> layernorm\n}")
+    module = net.to_torch().eval()
+    with torch.no_grad():
+        for m in (module.layernorm1, module.layernorm2):
+            m.weight.uniform_(0.5, 1.5)
+            m.bias.normal_(0, 0.2)
+    ref1 = LayerNorm2d(6, eps=1e-6)
+    ref1.load_state_dict(module.layernorm1.state_dict())
+    ref2 = nn.LayerNorm(72)
+    ref2.load_state_dict(module.layernorm2.state_dict())
+    x = torch.randn(2, 6, 3, 4)
+    with torch.no_grad():
+        assert rel(module(x), ref2(ref1(x).flatten(1))) < 1e-6
+    assert net.summary().trainable_params == 2 * 6 + 2 * 72
+
+
+def test_groupnorm_is_nn_groupnorm():
+    net = cnndsl.compile_source("network g {\n  input 8x3x3\n  groupnorm 4 eps=1e-6\n  groupnorm groups=2 affine=false\n}")
+    module = net.to_torch().eval()
+    assert isinstance(module.groupnorm1, nn.GroupNorm) and module.groupnorm1.num_groups == 4
+    ref = nn.Sequential(nn.GroupNorm(4, 8, 1e-6), nn.GroupNorm(2, 8, affine=False))
+    with torch.no_grad():
+        module.groupnorm1.weight.uniform_(0.5, 1.5)
+    ref[0].load_state_dict(module.groupnorm1.state_dict())
+    x = torch.randn(2, 8, 3, 3)
+    with torch.no_grad():
+        assert rel(module(x), ref(x)) < 1e-6
+    assert net.summary().trainable_params == 16
+    with pytest.raises(CompileError, match=r"groupnorm: groups \(3\) must divide the channels \(8\)"):
+        cnndsl.compile_source("network g {\n  input 8x3x3\n  groupnorm 3\n}")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["fp32", "fp16"])
+def test_convnext_block_runs_in_triton_kernels(dtype):
+    src = CNBLOCK.format(norm="layernorm eps=1e-6", init=0.5, tail="groupnorm 2 -> avgpool global -> layernorm eps=1e-6 -> flatten -> fc 6 -> layernorm -> fc 3")
+    report = triton_matches(src, dtype)
+    assert "group_norm" in report and "layer_norm_lastdim" in report

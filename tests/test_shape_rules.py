@@ -95,6 +95,9 @@ CASES: dict[str, list[Case]] = {
     "drop_path": [([p], {}, [s]) for p in (0, 0.2, 0.9) for s in [*MAPS, *FLAT]],
     "layerscale": [([], kw, [s]) for kw in ({}, {"init": 0.1}) for s in [*MAPS, *FLAT]],
     "prelu": [([], kw, [s]) for kw in ({}, {"channels": True}, {"channels": True, "init": 0.1}) for s in [*MAPS, *FLAT]],
+    "groupnorm": [([g], kw, [s]) for g in (1, 2, 4) for kw in ({}, {"eps": 1e-6, "affine": False})
+                  for s in [*MAPS, (8,), (4, 3, 3)]],
+    "layernorm": [([], kw, [s]) for kw in ({}, {"eps": 1e-6}, {"affine": False}) for s in [*MAPS, *FLAT]],
     "bn": [([], kw, [s]) for kw in ({}, {"eps": 1e-3, "momentum": 0.3}) for s in [(4, 5, 5), (7,), (1, 1, 1)]],
     "lrn": [([n], kw, [s]) for n in (1, 2, 5, 7) for kw in ({}, {"alpha": 1e-3, "beta": 0.5, "k": 2})
             for s in [(3, 4, 4), (8, 2, 3)]],
@@ -277,6 +280,8 @@ ERRORS: list[tuple[str, str, list, dict, list[Shape], type, bool]] = [
     ("mul-grids", "mul", [], {}, [(4, 8, 8), (4, 4, 4)], ShapeError, True),
     ("mul-row-gate", "mul", [], {}, [(4, 5, 5), (4, 1, 5)], ShapeError, False),  # torch broadcasts; not a gate
     ("mul-ranks", "mul", [], {}, [(4, 1, 1), (4,)], ShapeError, False),  # torch would give 4x4x4
+    ("groupnorm-groups", "groupnorm", [3], {}, [(8, 4, 4)], ShapeError, True),
+    ("groupnorm-groups-flat", "groupnorm", [4], {}, [(6,)], ShapeError, True),
     ("highway-shapes", "highway", [], {}, [(3, 4, 4), (3, 4, 4), (2, 4, 4)], ShapeError, True),
     ("zeropad-shrink", "zeropad", [], {"out": 2}, [(4, 4, 4)], ShapeError, False),  # F.pad would crop
     ("zeropad-flat", "zeropad", [], {"out": 8}, [(4,)], ShapeError, True),
@@ -322,6 +327,9 @@ ERRORS: list[tuple[str, str, list, dict, list[Shape], type, bool]] = [
     ("drop_path-no-p", "drop_path", [], {}, [], ArgError, False),
     ("identity-arg", "identity", [0.5], {}, [], ArgError, False),
     ("prelu-channels-word", "prelu", [], {"channels": "some"}, [], ArgError, False),
+    ("groupnorm-no-groups", "groupnorm", [], {}, [], ArgError, False),
+    ("groupnorm-eps-0", "groupnorm", [2], {"eps": 0}, [], ArgError, False),
+    ("layernorm-eps-negative", "layernorm", [], {"eps": -1e-6}, [], ArgError, False),
     ("bn-eps-0", "bn", [], {"eps": 0}, [], ArgError, False),
     ("fc-0", "fc", [0], {}, [], ArgError, False),
     ("lrn-size-0", "lrn", [0], {}, [], ArgError, False),
@@ -348,5 +356,5 @@ def test_mistakes_are_refused(name, pos, kw, ins, error, torch_refuses):
 
 def test_error_cases_cover_every_shape_checking_op():
     """Each op whose shape rule can refuse an input has at least one error case above."""
-    refusing = {"conv", "maxpool", "avgpool", "lrn", "concat", "add", "mul", "highway", "zeropad", "subsample", "rbf"}
+    refusing = {"conv", "maxpool", "avgpool", "lrn", "concat", "add", "mul", "groupnorm", "highway", "zeropad", "subsample", "rbf"}
     assert refusing <= {e[1] for e in ERRORS if e[5] is ShapeError}

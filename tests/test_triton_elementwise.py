@@ -8,6 +8,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("triton")
 F = torch.nn.functional
 
+from cnndsl.backends.triton.channel_norm import group_norm, layer_norm_lastdim  # noqa: E402
 from cnndsl.backends.triton.elementwise import broadcast_binary  # noqa: E402
 from tests.kernel_checks import DTYPES, close, interpreted, nchw, nhwc, q, rnd  # noqa: E402, F401 (a fixture)
 
@@ -50,3 +51,37 @@ def test_prelu_and_a_per_channel_parameter(slopes, dtype):
     close(nchw(broadcast_binary(nhwc(x).to(dtype), a, "mul")), q(x, dtype) * a.view(1, -1, 1, 1), dtype)
     r = rnd(3, 13, seed=10)
     close(broadcast_binary(r.to(dtype), a, "prelu"), F.prelu(q(r, dtype), a), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["fp32", "fp16"])
+@pytest.mark.parametrize("groups, affine, config", [(1, True, None), (4, True, None), (12, False, None),
+                                                    (3, True, dict(BLOCK_P=4, BLOCK_K=2))])
+def test_group_norm(groups, affine, config, dtype):
+    x, w, b = rnd(2, 12, 5, 3, seed=11) * 2 + 1, rnd(12, seed=12), rnd(12, seed=13)
+    wb = (w, b) if affine else (None, None)
+    ref = F.group_norm(q(x, dtype), groups, *wb, eps=1e-5)
+    close(nchw(group_norm(nhwc(x).to(dtype), groups, *wb, config=config)), ref, dtype)
+    r = rnd(3, 12, seed=14)
+    close(group_norm(r.to(dtype), groups, *wb), F.group_norm(q(r, dtype), groups, *wb), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["fp32", "fp16"])
+@pytest.mark.parametrize("affine, config", [(True, None), (False, None), (True, dict(BLOCK_P=1, BLOCK_K=16))])
+def test_layer_norm(affine, config, dtype):
+    x, w, b = rnd(2, 37, 3, 2, seed=15) + 0.5, rnd(37, seed=16), rnd(37, seed=17)
+    wb = (w, b) if affine else (None, None)
+    ref = F.layer_norm(q(x, dtype).permute(0, 2, 3, 1), (37,), *wb, eps=1e-6).permute(0, 3, 1, 2)
+    close(nchw(layer_norm_lastdim(nhwc(x).to(dtype), *wb, eps=1e-6, config=config)), ref, dtype)
+    buf = torch.zeros(2, 3, 2, 40, dtype=dtype)
+    layer_norm_lastdim(nhwc(x).to(dtype), *wb, eps=1e-6, out=buf[..., 1:38], config=config)
+    close(nchw(buf[..., 1:38]), ref, dtype)
+    r = rnd(4, 37, seed=18)
+    close(layer_norm_lastdim(r.to(dtype), *wb), F.layer_norm(q(r, dtype), (37,), *wb), dtype)
+
+
+def test_norms_refuse_bad_arguments():
+    x = rnd(1, 2, 2, 6, seed=19)
+    with pytest.raises(ValueError, match="must divide"):
+        group_norm(x, 4)
+    with pytest.raises(ValueError, match="both"):
+        layer_norm_lastdim(x, rnd(6, seed=1))

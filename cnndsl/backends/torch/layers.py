@@ -53,6 +53,15 @@ class LayerScale(nn.Module):
         return x * self.weight
 
 
+class LayerNorm2d(nn.LayerNorm):
+    """Layer norm over the channels at each position of an NCHW map (torchvision's ConvNeXt LayerNorm2d)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(0, 2, 3, 1)
+        x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
 class FlatLinear(nn.Linear):
     """A fully connected layer that flattens a CxHxW input first (Caffe's InnerProduct)."""
 

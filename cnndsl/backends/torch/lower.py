@@ -85,6 +85,9 @@ LOWERINGS: dict[str, Builder] = {
     "scale": lambda a, ins, out: layers.ChannelScale(ins[0][0], a["bias"]),
     "layerscale": lambda a, ins, out: layers.LayerScale(ins[0][0], a["init"], len(ins[0])),
     "prelu": lambda a, ins, out: nn.PReLU(ins[0][0] if a["channels"] else 1, a["init"]),
+    "groupnorm": lambda a, ins, out: nn.GroupNorm(a["groups"], ins[0][0], a["eps"], a["affine"]),
+    "layernorm": lambda a, ins, out: (layers.LayerNorm2d if len(ins[0]) == 3 else nn.LayerNorm)(
+        ins[0][0], a["eps"], a["affine"]),
     "dropout": lambda a, ins, out: nn.Dropout(a["p"]),
     "identity": lambda a, ins, out: nn.Identity(),
     "drop_path": _drop_path,

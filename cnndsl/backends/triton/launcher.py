@@ -53,6 +53,7 @@ from torch import fx
 
 from cnndsl.backends.torch.lower import LOWERINGS, Fn
 from cnndsl.backends.triton._common import is_interpreted
+from cnndsl.backends.triton.channel_norm import group_norm, layer_norm_lastdim
 from cnndsl.backends.triton.conv import _conv_igemm_kernel, conv2d, pack_conv_weight
 from cnndsl.backends.triton.elementwise import broadcast_binary
 from cnndsl.backends.triton.epilogue import Act, Epilogue, Prologue, Route
@@ -179,8 +180,10 @@ class TritonNetwork:
                         for key in keys:
                             p[key] = self._tensor(weights[f"{node}.{key}"], torch.float32).contiguous()
                 self._params[node] = p
-            elif step.family == CHANNEL_FAMILY:  # γ (layerscale) or the slopes (prelu), one per channel or one
-                self._params[node] = {"weight": self._tensor(weights[f"{node}.weight"], torch.float32).reshape(-1)}
+            elif step.family in (CHANNEL_FAMILY, "group_norm", "layer_norm_lastdim"):
+                # γ (layerscale), the slopes (prelu), or a norm's γ and β (none without affine): fp32 vectors
+                self._params[node] = {k: self._tensor(weights[f"{node}.{k}"], torch.float32).reshape(-1).contiguous()
+                                      for k in ("weight", "bias") if f"{node}.{k}" in weights}
             elif step.family == "torch lowering":
                 if step.op not in LOWERINGS:
                     raise ValueError(f"{node}: the torch backend has no lowering for {step.op!r} to fall back on")
@@ -308,6 +311,14 @@ class TritonNetwork:
         out, weight = p.target.view(bufs, batch), self._params[p.step.node]["weight"]
         op = "prelu" if p.step.op == "prelu" else "mul"
         return lambda ins: broadcast_binary(ins[0], weight, op, out=out)
+
+    def _norm(self, p: _Prepared, bufs: list[torch.Tensor], batch: int) -> Run:
+        """Group norm (per sample and group) or layer norm (per pixel's channels), γ and β when affine."""
+        out, w, a = p.target.view(bufs, batch), self._params[p.step.node], p.attrs
+        weight, bias = w.get("weight"), w.get("bias")
+        if p.step.op == "groupnorm":
+            return lambda ins: group_norm(ins[0], a["groups"], weight, bias, a["eps"], out=out)
+        return lambda ins: layer_norm_lastdim(ins[0], weight, bias, a["eps"], out=out)
 
     def _input(self, p: _Prepared, bufs: list[torch.Tensor], batch: int) -> Run:
         out, device, dtype = p.target.view(bufs, batch), self.device, self.dtype
@@ -502,6 +513,8 @@ _LAUNCH: dict[str, Callable[[TritonNetwork, _Prepared, list[torch.Tensor], int],
     "softmax_lastdim": TritonNetwork._softmax,
     "broadcast_binary": TritonNetwork._mul,
     CHANNEL_FAMILY: TritonNetwork._channelwise,
+    "group_norm": TritonNetwork._norm,
+    "layer_norm_lastdim": TritonNetwork._norm,
     RBF_FAMILY: TritonNetwork._rbf,
     "input": TritonNetwork._input,
     "none": TritonNetwork._written,

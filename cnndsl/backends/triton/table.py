@@ -118,6 +118,8 @@ TABLE: dict[str, tuple[Rule, ...]] = {
     "scale": _lowered("scale", _NORM.format("channel scale")),
     "layerscale": (Rule("triton", CHANNEL_FAMILY, "broadcast_binary"),),  # one the passes could not fold
     "prelu": (Rule("triton", CHANNEL_FAMILY, "broadcast_binary"),),
+    "groupnorm": (Rule("triton", "group_norm"),),
+    "layernorm": (Rule("triton", "layer_norm_lastdim"),),
     "add": _lowered("add", "an add fuse_epilogue could not fuse as a residual (e.g. one tensor added to itself)"),
     "zeropad": _lowered("zeropad", "an option-A shortcut not fused as a conv's zeropad residual"),
     "highway": _lowered("highway", "a highway gate fuse_epilogue could not pair into a highway_conv / highway_fc"),
