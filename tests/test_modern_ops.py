@@ -276,3 +276,34 @@ def test_convnext_block_runs_in_triton_kernels(dtype):
     src = CNBLOCK.format(norm="layernorm eps=1e-6", init=0.5, tail="groupnorm 2 -> avgpool global -> layernorm eps=1e-6 -> flatten -> fc 6 -> layernorm -> fc 3")
     report = triton_matches(src, dtype)
     assert "group_norm" in report and "layer_norm_lastdim" in report
+
+
+# ---- channel_shuffle ---------------------------------------------------------------------
+
+SHUFFLE = """network sh {
+  x = input 8x6x6
+  a = conv 1x1 4
+  b = @x -> conv 1x1 4 -> bn -> relu -> conv 3x3 4 pad=1 groups=4 -> bn -> conv 1x1 4 -> relu
+  concat @a @b -> channel_shuffle 2
+  conv 1x1 6 groups=2 -> channel_shuffle groups=3
+}
+"""
+
+
+def test_channel_shuffle_is_torchvisions():
+    from torchvision.models.shufflenetv2 import channel_shuffle
+
+    module = torch_reference(cnndsl.compile_source(SHUFFLE).graph)
+    x = torch.randn(2, 8, 6, 6)
+    with torch.no_grad():
+        a = module.conv1(x)
+        b = torch.relu(module.conv4(module.bn2(module.conv3(torch.relu(module.bn1(module.conv2(x)))))))
+        want = channel_shuffle(module.conv5(channel_shuffle(torch.cat([a, b], 1), 2)), 3)
+        assert rel(module(x), want) < 1e-6
+    with pytest.raises(CompileError, match=r"channel_shuffle: groups \(3\) must divide the channels \(8\)"):
+        cnndsl.compile_source("network s {\n  input 8x2x2\n  channel_shuffle 3\n}")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["fp32", "fp16"])
+def test_shufflenet_unit_runs_in_triton_kernels(dtype):
+    assert "channel_shuffle" in triton_matches(SHUFFLE, dtype)

@@ -98,6 +98,7 @@ CASES: dict[str, list[Case]] = {
     "groupnorm": [([g], kw, [s]) for g in (1, 2, 4) for kw in ({}, {"eps": 1e-6, "affine": False})
                   for s in [*MAPS, (8,), (4, 3, 3)]],
     "layernorm": [([], kw, [s]) for kw in ({}, {"eps": 1e-6}, {"affine": False}) for s in [*MAPS, *FLAT]],
+    "channel_shuffle": [([g], {}, [s]) for g in (1, 2, 3, 4) for s in [*MAPS, (12, 2, 3)]],
     "bn": [([], kw, [s]) for kw in ({}, {"eps": 1e-3, "momentum": 0.3}) for s in [(4, 5, 5), (7,), (1, 1, 1)]],
     "lrn": [([n], kw, [s]) for n in (1, 2, 5, 7) for kw in ({}, {"alpha": 1e-3, "beta": 0.5, "k": 2})
             for s in [(3, 4, 4), (8, 2, 3)]],
@@ -282,6 +283,8 @@ ERRORS: list[tuple[str, str, list, dict, list[Shape], type, bool]] = [
     ("mul-ranks", "mul", [], {}, [(4, 1, 1), (4,)], ShapeError, False),  # torch would give 4x4x4
     ("groupnorm-groups", "groupnorm", [3], {}, [(8, 4, 4)], ShapeError, True),
     ("groupnorm-groups-flat", "groupnorm", [4], {}, [(6,)], ShapeError, True),
+    ("channel_shuffle-groups", "channel_shuffle", [3], {}, [(8, 4, 4)], ShapeError, True),
+    ("channel_shuffle-flat", "channel_shuffle", [2], {}, [(8,)], ShapeError, True),
     ("highway-shapes", "highway", [], {}, [(3, 4, 4), (3, 4, 4), (2, 4, 4)], ShapeError, True),
     ("zeropad-shrink", "zeropad", [], {"out": 2}, [(4, 4, 4)], ShapeError, False),  # F.pad would crop
     ("zeropad-flat", "zeropad", [], {"out": 8}, [(4,)], ShapeError, True),
@@ -330,6 +333,7 @@ ERRORS: list[tuple[str, str, list, dict, list[Shape], type, bool]] = [
     ("groupnorm-no-groups", "groupnorm", [], {}, [], ArgError, False),
     ("groupnorm-eps-0", "groupnorm", [2], {"eps": 0}, [], ArgError, False),
     ("layernorm-eps-negative", "layernorm", [], {"eps": -1e-6}, [], ArgError, False),
+    ("channel_shuffle-no-groups", "channel_shuffle", [], {}, [], ArgError, False),
     ("bn-eps-0", "bn", [], {"eps": 0}, [], ArgError, False),
     ("fc-0", "fc", [0], {}, [], ArgError, False),
     ("lrn-size-0", "lrn", [0], {}, [], ArgError, False),
@@ -356,5 +360,5 @@ def test_mistakes_are_refused(name, pos, kw, ins, error, torch_refuses):
 
 def test_error_cases_cover_every_shape_checking_op():
     """Each op whose shape rule can refuse an input has at least one error case above."""
-    refusing = {"conv", "maxpool", "avgpool", "lrn", "concat", "add", "mul", "groupnorm", "highway", "zeropad", "subsample", "rbf"}
+    refusing = {"conv", "maxpool", "avgpool", "lrn", "concat", "add", "mul", "groupnorm", "channel_shuffle", "highway", "zeropad", "subsample", "rbf"}
     assert refusing <= {e[1] for e in ERRORS if e[5] is ShapeError}

@@ -9,7 +9,7 @@ pytest.importorskip("triton")
 F = torch.nn.functional
 
 from cnndsl.backends.triton.channel_norm import group_norm, layer_norm_lastdim  # noqa: E402
-from cnndsl.backends.triton.elementwise import broadcast_binary  # noqa: E402
+from cnndsl.backends.triton.elementwise import broadcast_binary, channel_shuffle  # noqa: E402
 from tests.kernel_checks import DTYPES, close, interpreted, nchw, nhwc, q, rnd  # noqa: E402, F401 (a fixture)
 
 pytestmark = pytest.mark.usefixtures("interpreted")
@@ -85,3 +85,19 @@ def test_norms_refuse_bad_arguments():
         group_norm(x, 4)
     with pytest.raises(ValueError, match="both"):
         layer_norm_lastdim(x, rnd(6, seed=1))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["fp32", "fp16"])
+@pytest.mark.parametrize("groups, config", [(1, None), (2, None), (3, dict(BLOCK_M=16, BLOCK_C=16)), (24, None)])
+def test_channel_shuffle(groups, config, dtype):
+    from torchvision.models.shufflenetv2 import channel_shuffle as reference
+
+    x = rnd(2, 24, 3, 5, seed=20)
+    ref = reference(q(x, dtype), groups)
+    close(nchw(channel_shuffle(nhwc(x).to(dtype), groups, config=config)), ref, dtype)
+    buf = torch.zeros(2, 3, 5, 30, dtype=dtype)
+    channel_shuffle(nhwc(x).to(dtype), groups, out=buf[..., 3:27], config=config)
+    close(nchw(buf[..., 3:27]), ref, dtype)
+    assert (buf[..., :3] == 0).all() and (buf[..., 27:] == 0).all()
+    with pytest.raises(ValueError, match="must divide"):
+        channel_shuffle(nhwc(x), 5)

@@ -88,6 +88,13 @@ def scaled_add(body: torch.Tensor, *others: torch.Tensor, scale: float = 1.0) ->
     return out
 
 
+def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """ShuffleNet's channel shuffle, as torchvision writes it (view, transpose, view)."""
+    b, c, h, w = x.shape
+    x = x.view(b, groups, c // groups, h, w).transpose(1, 2).contiguous()
+    return x.view(b, c, h, w)
+
+
 def product(first: torch.Tensor, *others: torch.Tensor) -> torch.Tensor:
     """An element-wise product of several operands (C×1×1 gates broadcast over the map)."""
     out = first

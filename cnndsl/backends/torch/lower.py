@@ -89,6 +89,7 @@ LOWERINGS: dict[str, Builder] = {
     "layernorm": lambda a, ins, out: (layers.LayerNorm2d if len(ins[0]) == 3 else nn.LayerNorm)(
         ins[0][0], a["eps"], a["affine"]),
     "dropout": lambda a, ins, out: nn.Dropout(a["p"]),
+    "channel_shuffle": lambda a, ins, out: Fn(layers.channel_shuffle, {"groups": a["groups"]}),
     "identity": lambda a, ins, out: nn.Identity(),
     "drop_path": _drop_path,
     "maxpool": _pool(F.max_pool2d, F.adaptive_max_pool2d),

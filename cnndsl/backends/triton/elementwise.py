@@ -1,6 +1,7 @@
 """Element-wise kernels on NHWC maps (or [N, F] rows) with a broadcast second operand.
 
     broadcast_binary(x, y, op="mul", out=None)   out = x·y, or PReLU: x where x ≥ 0 else y·x
+    channel_shuffle(x, groups, out=None)          ShuffleNet's channel shuffle: a permutation of each pixel's channels
 
 `y` broadcasts against `x` by PyTorch's rules (stride 0 on its size-1 dims), which covers the ops
 the passes leave standing: a squeeze-and-excitation gate ``[N, 1, 1, C]`` times its map (`mul`), a
@@ -120,11 +121,66 @@ def broadcast_binary(
     return out
 
 
+@triton.jit
+def _shuffle_kernel(
+    x_ptr,  # input rows [M, C]: (m, c) at m*stride_xm + c
+    out_ptr,  # output rows: (m, o) at m*stride_om + o, o = j*G + i reading input channel i*(C/G) + j
+    M, C, G,  # rows (pixels), channels, groups
+    stride_xm, stride_om,
+    BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr,
+):
+    m = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
+    o = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
+    src = (o % G) * (C // G) + o // G
+    mask = (m < M)[:, None] & (o < C)[None, :]
+    m64 = m.to(tl.int64)[:, None]
+    v = tl.load(x_ptr + m64 * stride_xm + src[None, :], mask=mask, other=0.0)
+    tl.store(out_ptr + m64 * stride_om + o[None, :], v.to(out_ptr.dtype.element_ty), mask=mask)
+
+
+_SHUFFLE_CONFIGS = [C.config(BLOCK_M=16, BLOCK_C=64), C.config(BLOCK_M=64, BLOCK_C=64), C.config(BLOCK_M=128, BLOCK_C=32)]
+_shuffle_tuned = C.autotuned(_shuffle_kernel, _SHUFFLE_CONFIGS, ["M", "C"],
+                             prune=C.prune_by_extent({"BLOCK_M": "M", "BLOCK_C": "C"}))
+
+
+def channel_shuffle(x: torch.Tensor, groups: int, *, out: torch.Tensor | None = None,
+                    config: triton.Config | dict | None = None) -> torch.Tensor:
+    """torchvision's channel_shuffle on the channels of an NHWC map (or [N, C] rows); returns out.
+
+    x and out viewable as ``[rows, C]`` (channel slices allowed); out must not overlap x (a
+    permutation reads other programs' channels).
+    """
+    C.check_dtype("x", x)
+    c = x.shape[-1]
+    if groups < 1 or c % groups:
+        raise ValueError(f"groups ({groups}) must divide the channels ({c})")
+    stride_xm = C.row_stride("x", x)
+    if out is None:
+        out = torch.empty_like(x, memory_format=torch.contiguous_format)
+    C.check_dtype("out", out)
+    stride_om = C.row_stride("out", out, tuple(x.shape))
+    C.check_same_device(x=x, out=out)
+    C.no_alias(out, x=x)
+    m = x.numel() // c if c else 0
+    if m == 0:
+        return out
+    args = dict(x_ptr=x, out_ptr=out, M=m, C=c, G=groups, stride_xm=stride_xm, stride_om=stride_om)
+
+    def grid(meta):
+        return (triton.cdiv(m, meta["BLOCK_M"]), triton.cdiv(c, meta["BLOCK_C"]))
+
+    C.launch(_shuffle_kernel, _shuffle_tuned, grid, args, config,
+             lambda: C.config(BLOCK_M=C.clamp_pow2(m, 16, 64), BLOCK_C=C.clamp_pow2(c, 16, 64)))
+    return out
+
+
 def compile_specs(dtype: str = "fp16") -> list[tuple[object, dict[str, str], dict[str, object]]]:
-    """Representative ``(kernel, signature, constexprs)`` tuples (each op; a fp32 parameter operand), for
-    `triton.compile`."""
+    """Representative ``(kernel, signature, constexprs)`` tuples (each binary op, one with an fp32 parameter
+    operand; the shuffle), for `triton.compile`."""
     specs = []
     for code, y_dtype in ((0, dtype), (1, "fp32")):
         cst = dict(OP=code, BLOCK_P=64, BLOCK_C=32)
         specs.append((_binary_kernel, C.signature(_binary_kernel, {"*": dtype, "y_ptr": y_dtype}, cst), cst))
+    cst = dict(BLOCK_M=64, BLOCK_C=64)
+    specs.append((_shuffle_kernel, C.signature(_shuffle_kernel, dtype, cst), cst))
     return specs

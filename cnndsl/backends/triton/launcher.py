@@ -55,7 +55,7 @@ from cnndsl.backends.torch.lower import LOWERINGS, Fn
 from cnndsl.backends.triton._common import is_interpreted
 from cnndsl.backends.triton.channel_norm import group_norm, layer_norm_lastdim
 from cnndsl.backends.triton.conv import _conv_igemm_kernel, conv2d, pack_conv_weight
-from cnndsl.backends.triton.elementwise import broadcast_binary
+from cnndsl.backends.triton.elementwise import broadcast_binary, channel_shuffle
 from cnndsl.backends.triton.epilogue import Act, Epilogue, Prologue, Route
 from cnndsl.backends.triton.gemm import linear
 from cnndsl.backends.triton.lrn import local_response_norm
@@ -320,6 +320,10 @@ class TritonNetwork:
             return lambda ins: group_norm(ins[0], a["groups"], weight, bias, a["eps"], out=out)
         return lambda ins: layer_norm_lastdim(ins[0], weight, bias, a["eps"], out=out)
 
+    def _shuffle(self, p: _Prepared, bufs: list[torch.Tensor], batch: int) -> Run:
+        out, groups = p.target.view(bufs, batch), p.attrs["groups"]
+        return lambda ins: channel_shuffle(ins[0], groups, out=out)
+
     def _input(self, p: _Prepared, bufs: list[torch.Tensor], batch: int) -> Run:
         out, device, dtype = p.target.view(bufs, batch), self.device, self.dtype
 
@@ -514,6 +518,7 @@ _LAUNCH: dict[str, Callable[[TritonNetwork, _Prepared, list[torch.Tensor], int],
     "broadcast_binary": TritonNetwork._mul,
     CHANNEL_FAMILY: TritonNetwork._channelwise,
     "group_norm": TritonNetwork._norm,
+    "channel_shuffle": TritonNetwork._shuffle,
     "layer_norm_lastdim": TritonNetwork._norm,
     RBF_FAMILY: TritonNetwork._rbf,
     "input": TritonNetwork._input,

@@ -119,6 +119,7 @@ TABLE: dict[str, tuple[Rule, ...]] = {
     "layerscale": (Rule("triton", CHANNEL_FAMILY, "broadcast_binary"),),  # one the passes could not fold
     "prelu": (Rule("triton", CHANNEL_FAMILY, "broadcast_binary"),),
     "groupnorm": (Rule("triton", "group_norm"),),
+    "channel_shuffle": (Rule("triton", "channel_shuffle"),),
     "layernorm": (Rule("triton", "layer_norm_lastdim"),),
     "add": _lowered("add", "an add fuse_epilogue could not fuse as a residual (e.g. one tensor added to itself)"),
     "zeropad": _lowered("zeropad", "an option-A shortcut not fused as a conv's zeropad residual"),
