@@ -13,6 +13,7 @@ from tests.activation_refs import statements
 
 ACTIVATIONS = statements()  # every registry activation, with and without its scalars
 ACTIVATION_NAMES = sorted({a.split()[0] for a in ACTIVATIONS})
+MODERN = ["identity", "drop_path", "layerscale", "prelu", "layernorm", "groupnorm"]  # shape-preserving, any rank
 
 # Parametric blocks the generator may call; each is written into the program only when used.
 BLOCKS = {
@@ -214,10 +215,12 @@ class Gen:
 
     def simple(self, shape):
         """A shape-preserving layer: norms, activations, scale, dropout."""
-        kinds = ["relu", "bn", "scale", "dropout", "softmax", *ACTIVATION_NAMES]
+        kinds = ["relu", "bn", "scale", "dropout", "softmax", *ACTIVATION_NAMES, *MODERN]
         if len(shape) == 3:
-            kinds.append("lrn")
+            kinds += ["lrn", "channel_shuffle"]
         kind = self.pick(kinds)
+        if kind in MODERN or kind == "channel_shuffle":
+            return self.modern(kind, shape), shape
         if kind == "bn":
             name = self.pick(["bn", "batchnorm"])
             args = [name]
@@ -240,6 +243,19 @@ class Gen:
         if kind == "dropout":
             return self.pick(["dropout", "dropout 0.5", "dropout 0.25", "dropout 0", "dropout p=0.1"]), shape
         return kind, shape
+
+    def modern(self, kind, shape):
+        """identity, drop_path, layerscale, prelu, layernorm, groupnorm or channel_shuffle, with arguments."""
+        divisors = [g for g in (1, 2, 3, 4) if shape[0] % g == 0]
+        return {
+            "identity": "identity",
+            "drop_path": f"drop_path {self.pick(['0', '0.1', '0.5'])}",
+            "layerscale": self.pick(["layerscale", "layerscale init=0.5"]),
+            "prelu": self.pick(["prelu", "prelu channels=true", "prelu init=0.1"]),
+            "layernorm": self.pick(["layernorm", "layernorm eps=1e-6", "layernorm affine=false"]),
+            "groupnorm": f"groupnorm {self.pick(divisors)}" + (" affine=false" if self.chance(0.2) else ""),
+            "channel_shuffle": f"channel_shuffle groups={self.pick(divisors)}",
+        }[kind]
 
     # ---- constructs
     def residual(self, shape, mode, depth):
