@@ -18,7 +18,8 @@ the NHWC (h, w, c) order; biases, prologue and post-norm vectors stay fp32) and 
   writes the slice a concat needs there too (`route=`);
 - each IR node is one `Step`, run as the op table (table.py) says: a Triton kernel (`conv2d`
   for fused_conv / highway_conv, with their prologue and epilogue, `linear` for fused_fc / highway_fc, `pool2d` / `global_pool2d`,
-  `local_response_norm`, `softmax_lastdim`, `euclidean_rbf`), a view (flatten of a map read
+  `local_response_norm`, `softmax_lastdim`, `euclidean_rbf`, `broadcast_binary` for mul, an unfolded
+  layerscale and prelu, `group_norm`, `layer_norm_lastdim`, `channel_shuffle`), a view (flatten of a map read
   only by fc layers, dropout, a channel slice), nothing (an eliminated concat, a routed slice),
   or a *torch fallback*: the node's torch lowering applied to NCHW copies of its inputs and
   written back into its buffer (what the passes leave unfused: a bn read by a pool and by
