@@ -13,6 +13,7 @@ from tests.activation_refs import statements
 
 ACTIVATIONS = statements()  # every registry activation, with and without its scalars
 ACTIVATION_NAMES = sorted({a.split()[0] for a in ACTIVATIONS})
+MODERN = ["identity", "drop_path", "layerscale", "prelu", "layernorm", "groupnorm"]  # shape-preserving, any rank
 
 # Parametric blocks the generator may call; each is written into the program only when used.
 BLOCKS = {
@@ -221,10 +222,12 @@ class Gen:
 
     def simple(self, shape):
         """A shape-preserving layer: norms, activations, scale, dropout."""
-        kinds = ["relu", "bn", "scale", "dropout", "softmax", *ACTIVATION_NAMES]
+        kinds = ["relu", "bn", "scale", "dropout", "softmax", *ACTIVATION_NAMES, *MODERN]
         if len(shape) == 3:
-            kinds.append("lrn")
+            kinds += ["lrn", "channel_shuffle"]
         kind = self.pick(kinds)
+        if kind in MODERN or kind == "channel_shuffle":
+            return self.modern(kind, shape), shape
         if kind == "bn":
             name = self.pick(["bn", "batchnorm"])
             args = [name]
@@ -247,6 +250,19 @@ class Gen:
         if kind == "dropout":
             return self.pick(["dropout", "dropout 0.5", "dropout 0.25", "dropout 0", "dropout p=0.1"]), shape
         return kind, shape
+
+    def modern(self, kind, shape):
+        """identity, drop_path, layerscale, prelu, layernorm, groupnorm or channel_shuffle, with arguments."""
+        divisors = [g for g in (1, 2, 3, 4) if shape[0] % g == 0]
+        return {
+            "identity": "identity",
+            "drop_path": f"drop_path {self.pick(['0', '0.1', '0.5'])}",
+            "layerscale": self.pick(["layerscale", "layerscale init=0.5"]),
+            "prelu": self.pick(["prelu", "prelu channels=true", "prelu init=0.1"]),
+            "layernorm": self.pick(["layernorm", "layernorm eps=1e-6", "layernorm affine=false"]),
+            "groupnorm": f"groupnorm {self.pick(divisors)}" + (" affine=false" if self.chance(0.2) else ""),
+            "channel_shuffle": f"channel_shuffle groups={self.pick(divisors)}",
+        }[kind]
 
     # ---- constructs
     def residual(self, shape, mode, depth):
@@ -329,6 +345,9 @@ class Gen:
             c = shape[0]
             h_units, cur = self.body(shape, "same", depth + 1, 1, 2)
             assert cur == shape
+            # H must hold a layer: the units drawn may all elaborate to nothing (an `if` whose
+            # taken branch is empty), and a highway without a transform is an error
+            h_units.insert(self.int(0, len(h_units)), ("item", self.simple(shape)[0]))
             conv, cur = self.conv(shape, keep_grid=True, out=c)
             bias_ok = self.last_conv_bias
             gate_body = conv + (" -> bn" if self.chance(0.2) else "") + " -> sigmoid"
@@ -422,13 +441,16 @@ class Gen:
         return f"b_inc({a}, b={b})", (a + b + c, h, w)
 
     def fork_join(self, shape):
-        """`a = relu`, `b = @a -> conv …`, then `add @a @b` or `concat @a @b`: explicit wiring."""
+        """`a = relu`, `b = @a -> conv …`, then `add @a @b`, `mul @a @b` or `concat @a @b`: explicit wiring."""
         a, b = self.fresh("a"), self.fresh("b")
         first, cur = self.simple(shape)
         out = shape[0] if self.chance(0.5) else self.int(1, 8)
         conv, side = self.conv(cur, keep_grid=True, out=out)
         lines = [f"{a} = {first}", f"{b} = @{a} -> {conv}"]
-        if side == cur:
+        if side == cur and self.chance(0.2):
+            lines.append(f"mul @{a} @{b}")
+            res = cur
+        elif side == cur:
             lines.append(f"add @{a} @{b}" + (" scale=0.5" if self.chance(0.3) else ""))
             res = cur
         else:

@@ -287,7 +287,7 @@ def test_grammar_lists_every_op_and_construct():
         "3x3": "constant.numeric.size.cnndsl", "3x224x224": "constant.numeric.size.cnndsl",
         "1e-4": "constant.numeric.cnndsl", "0.75": "constant.numeric.cnndsl", "x3": "keyword.operator.repeat.cnndsl",
         "@a": "variable.other.reference.cnndsl", "->": "keyword.operator.arrow.cnndsl",
-        "same": "constant.language.cnndsl", "identity": "constant.language.cnndsl",
+        "same": "constant.language.cnndsl", "project": "constant.language.cnndsl",  # (identity: also an op)
         "conv1:": "entity.name.tag.label.cnndsl", "a =": "variable.other.definition.cnndsl",
         "bottleneck": None, "network resnet50": "keyword.other.declaration.cnndsl",
     }

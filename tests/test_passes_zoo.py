@@ -133,7 +133,8 @@ def conv_unit(draw, width: int, stride: int = 1) -> str:
     k = draw(st.sampled_from([1, 3]))
     parts = [f"conv {k}x{k} {width}" + (f" /{stride}" if stride > 1 else "") + f" pad={k // 2}"
              + draw(st.sampled_from(["", " bias=false"]))]
-    norm = draw(st.sampled_from(["", "", "bn", "scale", "bn -> scale", "scale bias=false"]))
+    norm = draw(st.sampled_from(["", "", "bn", "scale", "bn -> scale", "scale bias=false", "layerscale init=0.5",
+                                 "bn -> drop_path 0.1", "identity"]))
     if norm:
         parts.append(norm)
     act = draw(st.sampled_from(ACTS + ["", "relu"]))
@@ -150,8 +151,22 @@ def networks(draw) -> str:
     mid_output = False
     widths = st.integers(1, 5)
     for _ in range(draw(st.integers(1, 4))):
-        kind = draw(st.sampled_from(["chain", "residual", "residual", "concat", "highway", "pool", "preact"]))
-        if kind == "preact":  # a pre-activation unit: bn (+ act) that only the readers' prologues can take
+        kind = draw(st.sampled_from(["chain", "residual", "residual", "concat", "highway", "pool", "preact", "modern"]))
+        if kind == "modern":  # squeeze-and-excitation, a ConvNeXt block, group norm, PReLU, channel shuffle
+            form = draw(st.sampled_from(["se", "convnext", "norms"]))
+            n = len(lines)
+            if form == "se":
+                lines += [f"m{n} = conv 1x1 {c}", f"g{n} = @m{n} -> avgpool global -> conv 1x1 {draw(widths)} -> relu "
+                          f"-> conv 1x1 {c} -> sigmoid", f"mul @g{n} @m{n}" if draw(st.booleans()) else f"mul @m{n} @g{n}"]
+            elif form == "convnext":
+                norm = "layernorm eps=1e-6" if c > 1 else "groupnorm 1"
+                lines += ["residual {", f"conv 3x3 {c} pad=1 groups={c} -> {norm}",
+                          f"conv 1x1 {2 * c} -> gelu -> conv 1x1 {c} -> layerscale init=0.5 -> drop_path 0.2", "}"]
+            else:
+                g = draw(st.sampled_from([d for d in (1, 2, 4) if c % d == 0]))
+                lines.append(f"groupnorm {g} -> prelu" + draw(st.sampled_from(["", " channels=true"]))
+                             + (f" -> channel_shuffle {g}" if g > 1 else ""))
+        elif kind == "preact":  # a pre-activation unit: bn (+ act) that only the readers' prologues can take
             w = c if draw(st.booleans()) else draw(widths)
             k = draw(st.sampled_from([1, 3]))
             pre = draw(st.sampled_from(["bn", "scale", "bn -> relu", "bn -> sigmoid", "scale -> stanh a=1.5 s=0.5"]))

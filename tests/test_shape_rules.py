@@ -91,6 +91,14 @@ CASES: dict[str, list[Case]] = {
     "fc": [([n], {"bias": b}, [s]) for s in [(7,), (3, 4, 5), (1,), (2, 1, 1)] for n in (1, 5) for b in (True, False)],
     "flatten": [([], {}, [s]) for s in [(3, 4, 5), (7,), (2, 1, 1)]],
     "dropout": [([p], {}, [s]) for p in (0, 0.5, 0.9) for s in [(3, 4, 4), (5,)]] + [([], {}, [(2, 3, 3)])],
+    "identity": _elementwise_cases(),
+    "drop_path": [([p], {}, [s]) for p in (0, 0.2, 0.9) for s in [*MAPS, *FLAT]],
+    "layerscale": [([], kw, [s]) for kw in ({}, {"init": 0.1}) for s in [*MAPS, *FLAT]],
+    "prelu": [([], kw, [s]) for kw in ({}, {"channels": True}, {"channels": True, "init": 0.1}) for s in [*MAPS, *FLAT]],
+    "groupnorm": [([g], kw, [s]) for g in (1, 2, 4) for kw in ({}, {"eps": 1e-6, "affine": False})
+                  for s in [*MAPS, (8,), (4, 3, 3)]],
+    "layernorm": [([], kw, [s]) for kw in ({}, {"eps": 1e-6}, {"affine": False}) for s in [*MAPS, *FLAT]],
+    "channel_shuffle": [([g], {}, [s]) for g in (1, 2, 3, 4) for s in [*MAPS, (12, 2, 3)]],
     "bn": [([], kw, [s]) for kw in ({}, {"eps": 1e-3, "momentum": 0.3}) for s in [(4, 5, 5), (7,), (1, 1, 1)]],
     "lrn": [([n], kw, [s]) for n in (1, 2, 5, 7) for kw in ({}, {"alpha": 1e-3, "beta": 0.5, "k": 2})
             for s in [(3, 4, 4), (8, 2, 3)]],
@@ -100,6 +108,9 @@ CASES: dict[str, list[Case]] = {
     "avgpool": _pool_cases() + [([(3, 3)], {"pad": 1, "stride": st, "ceil": c, "count_pad": False}, [(2, 7, 6)])
                                 for st in [(1, 1), (2, 2)] for c in (False, True)],
     "add": [([], {"scale": sc}, [s] * n) for sc in (1.0, 0.5, 2) for n in (2, 3) for s in [(4, 5, 5), (6,)]],
+    "mul": [([], {}, ins) for ins in ([(4, 5, 5)] * 2, [(4, 5, 5), (4, 1, 1)], [(4, 1, 1), (4, 5, 5)], [(6,)] * 2,
+                                       [(3, 2, 7), (3, 1, 1), (3, 2, 7)], [(8, 1, 1)] * 2, [(4, 5, 5), (8, 1, 1)],
+                                       [(4, 5, 5), (4, 5, 6)])],
     "concat": [([], {}, ins) for ins in ([(2, 4, 4), (3, 4, 4)], [(1, 2, 3)] * 3, [(3,), (4,)],
                                           [(5, 1, 1), (1, 1, 1)])],
     "highway": [([], {}, [s] * 3) for s in [(3, 4, 4), (6,), (1, 1, 1)]],
@@ -265,6 +276,15 @@ ERRORS: list[tuple[str, str, list, dict, list[Shape], type, bool]] = [
     ("concat-ranks", "concat", [], {}, [(4, 8, 8), (16,)], ShapeError, True),
     ("add-shapes", "add", [], {}, [(4, 8, 8), (8, 8, 8)], ShapeError, True),
     ("add-three", "add", [], {}, [(4, 8, 8), (4, 8, 8), (4, 4, 8)], ShapeError, True),
+    ("mul-gate-channels", "mul", [], {}, [(8, 4, 4), (4, 1, 1)], ShapeError, True),
+    ("mul-gate-channels-first", "mul", [], {}, [(4, 1, 1), (8, 4, 4)], ShapeError, True),
+    ("mul-grids", "mul", [], {}, [(4, 8, 8), (4, 4, 4)], ShapeError, True),
+    ("mul-row-gate", "mul", [], {}, [(4, 5, 5), (4, 1, 5)], ShapeError, False),  # torch broadcasts; not a gate
+    ("mul-ranks", "mul", [], {}, [(4, 1, 1), (4,)], ShapeError, False),  # torch would give 4x4x4
+    ("groupnorm-groups", "groupnorm", [3], {}, [(8, 4, 4)], ShapeError, True),
+    ("groupnorm-groups-flat", "groupnorm", [4], {}, [(6,)], ShapeError, True),
+    ("channel_shuffle-groups", "channel_shuffle", [3], {}, [(8, 4, 4)], ShapeError, True),
+    ("channel_shuffle-flat", "channel_shuffle", [2], {}, [(8,)], ShapeError, True),
     ("highway-shapes", "highway", [], {}, [(3, 4, 4), (3, 4, 4), (2, 4, 4)], ShapeError, True),
     ("zeropad-shrink", "zeropad", [], {"out": 2}, [(4, 4, 4)], ShapeError, False),  # F.pad would crop
     ("zeropad-flat", "zeropad", [], {"out": 8}, [(4,)], ShapeError, True),
@@ -306,6 +326,14 @@ ERRORS: list[tuple[str, str, list, dict, list[Shape], type, bool]] = [
     ("pool-no-kernel", "avgpool", [], {}, [], ArgError, False),
     ("dropout-1", "dropout", [1.0], {}, [], ArgError, False),
     ("dropout-negative", "dropout", [-0.1], {}, [], ArgError, False),
+    ("drop_path-1", "drop_path", [1.0], {}, [], ArgError, False),
+    ("drop_path-no-p", "drop_path", [], {}, [], ArgError, False),
+    ("identity-arg", "identity", [0.5], {}, [], ArgError, False),
+    ("prelu-channels-word", "prelu", [], {"channels": "some"}, [], ArgError, False),
+    ("groupnorm-no-groups", "groupnorm", [], {}, [], ArgError, False),
+    ("groupnorm-eps-0", "groupnorm", [2], {"eps": 0}, [], ArgError, False),
+    ("layernorm-eps-negative", "layernorm", [], {"eps": -1e-6}, [], ArgError, False),
+    ("channel_shuffle-no-groups", "channel_shuffle", [], {}, [], ArgError, False),
     ("bn-eps-0", "bn", [], {"eps": 0}, [], ArgError, False),
     ("fc-0", "fc", [0], {}, [], ArgError, False),
     ("lrn-size-0", "lrn", [0], {}, [], ArgError, False),
@@ -332,5 +360,5 @@ def test_mistakes_are_refused(name, pos, kw, ins, error, torch_refuses):
 
 def test_error_cases_cover_every_shape_checking_op():
     """Each op whose shape rule can refuse an input has at least one error case above."""
-    refusing = {"conv", "maxpool", "avgpool", "lrn", "concat", "add", "highway", "zeropad", "subsample", "rbf"}
+    refusing = {"conv", "maxpool", "avgpool", "lrn", "concat", "add", "mul", "groupnorm", "channel_shuffle", "highway", "zeropad", "subsample", "rbf"}
     assert refusing <= {e[1] for e in ERRORS if e[5] is ShapeError}

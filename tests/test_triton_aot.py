@@ -48,7 +48,8 @@ def aot_results():
 
 
 AOT_KERNELS = ["_conv_igemm_kernel", "_conv_direct_kernel", "_gemm_kernel", "_pool_kernel", "_global_pool_kernel",
-               "_lrn_kernel", "_softmax_kernel", "_rbf_kernel"]
+               "_lrn_kernel", "_softmax_kernel", "_rbf_kernel", "_binary_kernel", "_norm_kernel",
+               "_shuffle_kernel"]
 
 
 @pytest.mark.parametrize("kernel", AOT_KERNELS)

@@ -183,6 +183,7 @@ TRAITS = {
     "pool": "a window reduction without weights",
     "merge": "joins two or more tensors",
     "view": "no arithmetic: the output is the input seen differently (flatten; dropout outside training)",
+    "noop": "the identity at inference with nothing to learn (identity, drop_path): the pass drop_noops removes it",
     "fused": "made by a pass from several ops; a .cnn file cannot name it",
 }
 """What passes and tools may ask of an op (`op.has(trait)`), instead of testing names."""

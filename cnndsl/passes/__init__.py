@@ -1,5 +1,6 @@
 """IR passes usable by any backend: each a pure function of the IR (and its weights).
 
+    drop_noops(graph, weights)    -> (graph, weights)   identity, drop_path removed (the identity at inference)
     densify(graph, weights)       -> (graph, weights)   LeNet's subsampling, table convs → plain convs
     fold_bn(graph, weights)       -> (graph, weights)   batch norm / scale into conv, fc
     fuse_1x1(graph, weights)      -> (graph, weights)   sibling 1x1 convs → one conv + slices
@@ -16,6 +17,7 @@ passes never import torch. Each module's docstring specifies the ops and attrs i
 
 from cnndsl.passes.concat_elim import concat_elim
 from cnndsl.passes.densify import densify
+from cnndsl.passes.drop_noops import drop_noops
 from cnndsl.passes.fold_bn import fold_bn
 from cnndsl.passes.fuse_1x1 import fuse_1x1
 from cnndsl.passes.fuse_epilogue import fuse_epilogue
@@ -24,5 +26,5 @@ from cnndsl.passes.fuse_prologue import fuse_prologue
 from cnndsl.passes.pipeline import OptimizeReport, optimize
 from cnndsl.passes.plan_buffers import BufferReport, plan_buffers
 
-__all__ = ["BufferReport", "OptimizeReport", "concat_elim", "densify", "fold_bn", "fuse_1x1", "fuse_epilogue",
+__all__ = ["BufferReport", "OptimizeReport", "concat_elim", "densify", "drop_noops", "fold_bn", "fuse_1x1", "fuse_epilogue",
            "fuse_post_norm", "fuse_prologue", "optimize", "plan_buffers"]

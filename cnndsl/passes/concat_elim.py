@@ -34,9 +34,10 @@ from __future__ import annotations
 import networkx as nx
 
 from cnndsl.ir.graph import inputs_of
+from cnndsl.ir.registry import ops_with
 from cnndsl.passes.common import clone, out_edges, sole_consumer
 
-NOT_WRITABLE = ("input", "flatten", "dropout")
+NOT_WRITABLE = ("input", "flatten", "dropout", *ops_with("noop"))
 ROUTERS = ("conv", "fused_conv")  # producers whose kernel can send a channel range to a second buffer
 
 

@@ -1,11 +1,11 @@
-"""Fold batch norm (and the channel-wise `scale` op) into the conv or fc that feeds it.
+"""Fold batch norm (and the channel-wise `scale` and `layerscale` ops) into the conv or fc that feeds it.
 
     fold_bn(graph, weights=None) -> (graph, weights)
 
 A `bn` or `scale` node is folded when its input is a `conv` (without a connection table) or
 an `fc` whose output has no other consumer and is not a network output. With
-s = γ / √(running_var + eps) (bn) or s = γ (scale), and t = β − running_mean·s (bn) or β
-(scale, 0 without bias):
+s = γ / √(running_var + eps) (bn) or s = γ (scale, layerscale), and t = β − running_mean·s (bn)
+or β (scale; 0 without bias and for layerscale):
 
     W'[o, …] = W[o, …]·s[o]        b'[o] = b[o]·s[o] + t[o]      (b = 0 when the layer had none)
 
@@ -55,7 +55,7 @@ def foldable_into(graph: nx.MultiDiGraph, layer: str, node: str) -> bool:
 
 
 def affine(graph: nx.MultiDiGraph, node: str, weights: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    """The per-channel (s, t) of y = x·s + t that a bn/scale node computes."""
+    """The per-channel (s, t) of y = x·s + t that a bn, scale or layerscale node computes."""
     data = graph.nodes[node]
     why = f"folding {data['op']} `{node}`"
     gamma = to_array(get(weights, f"{node}.weight", why))
@@ -65,7 +65,8 @@ def affine(graph: nx.MultiDiGraph, node: str, weights: Mapping[str, Any]) -> tup
         beta = to_array(get(weights, f"{node}.bias", why))
         s = gamma / np.sqrt(var + data["attrs"]["eps"])
         return s, beta - mean * s
-    beta = to_array(get(weights, f"{node}.bias", why)) if data["attrs"]["bias"] else np.zeros_like(gamma)
+    gamma = gamma.reshape(-1)  # layerscale's γ is C×1×1
+    beta = to_array(get(weights, f"{node}.bias", why)) if data["attrs"].get("bias") else np.zeros_like(gamma)
     return gamma, beta
 
 

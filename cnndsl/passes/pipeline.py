@@ -14,7 +14,7 @@ report counts what changed, from the op counts the driver records after each pas
     8 residual adds fused; 0 of 0 concats eliminated; 70 ops → 23 kernels; buffers: …
 
 "Kernels" are the nodes a backend must launch something for: every node except inputs,
-views (flatten, dropout, a `slice` without `out_slice`) and eliminated concats.
+views (flatten, dropout, a no-op left as an output, a `slice` without `out_slice`) and eliminated concats.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from cnndsl.ir.verify import verify as verify_ir
 from cnndsl.passes.common import ACT_OPS, NORM_OPS, Weights, count_ops
 from cnndsl.passes.concat_elim import concat_elim
 from cnndsl.passes.densify import densify
+from cnndsl.passes.drop_noops import drop_noops
 from cnndsl.passes.fold_bn import fold_bn
 from cnndsl.passes.fuse_1x1 import fuse_1x1
 from cnndsl.passes.fuse_epilogue import fuse_epilogue
@@ -73,6 +74,7 @@ def _plan_buffers(g: nx.MultiDiGraph, w: Weights | None, o: Options) -> tuple[nx
 
 
 PASSES: tuple[Pass, ...] = (
+    Pass("drop_noops", "the identities at inference (identity, drop_path) removed", _weights_pass(drop_noops)),
     Pass("densify", "LeNet's subsampling and connection-table convs → plain (dense) convs", _weights_pass(densify)),
     Pass("fold_bn", "batch norm / scale into the conv or fc before it", _weights_pass(fold_bn)),
     Pass("fuse_1x1", "sibling 1x1 convs reading one input → one conv + channel slices", _weights_pass(fuse_1x1)),

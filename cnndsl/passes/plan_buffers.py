@@ -4,7 +4,7 @@
 
 Execution order is the node order. Each node's output lives in a *storage*:
 
-- `flatten` and `dropout` (identity at inference) and `slice` (a channel range) are views:
+- `flatten`, `dropout` and the no-ops drop_noops left (identity at inference) and `slice` (a channel range) are views:
   they share their input's storage;
 - a node with `out_slice` (concat_elim) lives in the storage of the outermost concat of its
   `out_slice` chain (a `slice` with `out_slice` too: it is then materialised there, by a copy
@@ -40,10 +40,11 @@ from dataclasses import dataclass
 import networkx as nx
 
 from cnndsl.ir.graph import inputs_of
+from cnndsl.ir.registry import ops_with
 from cnndsl.passes.common import clone, out_edges
 from cnndsl.passes.concat_elim import resolve_slice, routed_by
 
-VIEW_OPS = ("flatten", "dropout", "slice")
+VIEW_OPS = ("flatten", "dropout", "slice", *ops_with("noop"))
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,26 @@ class ChannelScale(nn.Module):
         return y + self.bias.view(view) if self.bias is not None else y
 
 
+class LayerScale(nn.Module):
+    """ConvNeXt's layer scale: y = x·γ, γ of shape (C, 1, 1) for a map (torchvision's CNBlock.layer_scale), (C,) for rows."""
+
+    def __init__(self, channels: int, init: float, rank: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.full((channels,) + (1,) * (rank - 1), float(init)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.weight
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """Layer norm over the channels at each position of an NCHW map (torchvision's ConvNeXt LayerNorm2d)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(0, 2, 3, 1)
+        x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
 class FlatLinear(nn.Linear):
     """A fully connected layer that flattens a CxHxW input first (Caffe's InnerProduct)."""
 
@@ -65,6 +85,21 @@ def scaled_add(body: torch.Tensor, *others: torch.Tensor, scale: float = 1.0) ->
     out = body * scale if scale != 1.0 else body
     for other in others:
         out = out + other
+    return out
+
+
+def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """ShuffleNet's channel shuffle, as torchvision writes it (view, transpose, view)."""
+    b, c, h, w = x.shape
+    x = x.view(b, groups, c // groups, h, w).transpose(1, 2).contiguous()
+    return x.view(b, c, h, w)
+
+
+def product(first: torch.Tensor, *others: torch.Tensor) -> torch.Tensor:
+    """An element-wise product of several operands (C×1×1 gates broadcast over the map)."""
+    out = first
+    for other in others:
+        out = out * other
     return out
 
 

@@ -51,6 +51,12 @@ def _bn(attrs, ins, out):
     return cls(ins[0][0], eps=attrs["eps"], momentum=attrs["momentum"])
 
 
+def _drop_path(attrs, ins, out):
+    from torchvision.ops import StochasticDepth  # heavy optional dependency, needed by drop_path only
+
+    return StochasticDepth(attrs["p"], "row")
+
+
 def _pool(fn, global_fn):
     def build(attrs, ins, out):
         if attrs["kernel"] == "global":
@@ -77,7 +83,15 @@ LOWERINGS: dict[str, Builder] = {
     "bn": _bn,
     "lrn": lambda a, ins, out: nn.LocalResponseNorm(a["size"], a["alpha"], a["beta"], a["k"]),
     "scale": lambda a, ins, out: layers.ChannelScale(ins[0][0], a["bias"]),
+    "layerscale": lambda a, ins, out: layers.LayerScale(ins[0][0], a["init"], len(ins[0])),
+    "prelu": lambda a, ins, out: nn.PReLU(ins[0][0] if a["channels"] else 1, a["init"]),
+    "groupnorm": lambda a, ins, out: nn.GroupNorm(a["groups"], ins[0][0], a["eps"], a["affine"]),
+    "layernorm": lambda a, ins, out: (layers.LayerNorm2d if len(ins[0]) == 3 else nn.LayerNorm)(
+        ins[0][0], a["eps"], a["affine"]),
     "dropout": lambda a, ins, out: nn.Dropout(a["p"]),
+    "channel_shuffle": lambda a, ins, out: Fn(layers.channel_shuffle, {"groups": a["groups"]}),
+    "identity": lambda a, ins, out: nn.Identity(),
+    "drop_path": _drop_path,
     "maxpool": _pool(F.max_pool2d, F.adaptive_max_pool2d),
     "avgpool": _pool(F.avg_pool2d, F.adaptive_avg_pool2d),
     "subsample": lambda a, ins, out: layers.Subsample(ins[0][0], a["kernel"], a["stride"]),
@@ -86,6 +100,7 @@ LOWERINGS: dict[str, Builder] = {
     "softmax": lambda a, ins, out: Fn(torch.softmax, {"dim": 1}),
     "add": lambda a, ins, out: Fn(operator.add) if a["scale"] == 1.0 and len(ins) == 2
     else Fn(layers.scaled_add, {"scale": a["scale"]}),
+    "mul": lambda a, ins, out: Fn(operator.mul) if len(ins) == 2 else Fn(layers.product),
     "concat": lambda a, ins, out: Fn(torch.cat, {"dim": 1}, packed=True),
     "highway": lambda a, ins, out: Fn(layers.highway),
     "zeropad": lambda a, ins, out: Fn(layers.zeropad_shortcut, {"channels": a["out"], "stride_h": a["stride"][0],

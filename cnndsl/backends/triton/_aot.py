@@ -18,7 +18,7 @@ from triton.compiler import ASTSource
 
 from cnndsl.backends.triton._common import is_interpreted
 
-MODULES = ("conv", "gemm", "pool", "lrn", "softmax", "rbf")
+MODULES = ("conv", "gemm", "pool", "lrn", "softmax", "rbf", "elementwise", "channel_norm")
 
 
 def compile_all(targets=(80, 90), dtypes=("fp16", "bf16")):

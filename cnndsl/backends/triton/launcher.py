@@ -4,7 +4,7 @@
     plan_launch(graph, batch=1, itemsize=2) -> LaunchPlan        (plan.py: passes only, no weights, no device)
 
 `to_triton` takes the torch backend's `state_dict()` for `graph` (`Network.to_triton` makes a
-fresh module's when given none), runs `cnndsl.passes.optimize` (densify → fold_bn → fuse_1x1 →
+fresh module's when given none), runs `cnndsl.passes.optimize` (drop_noops → densify → fold_bn → fuse_1x1 →
 fuse_epilogue → fuse_post_norm → fuse_prologue → concat_elim → plan_buffers), packs the weights once (conv:
 `pack_conv_weight`; an fc or rbf reading a C×H×W map gets its columns permuted from (c, h, w) to
 the NHWC (h, w, c) order; biases, prologue and post-norm vectors stay fp32) and returns a callable
@@ -18,7 +18,8 @@ the NHWC (h, w, c) order; biases, prologue and post-norm vectors stay fp32) and 
   writes the slice a concat needs there too (`route=`);
 - each IR node is one `Step`, run as the op table (table.py) says: a Triton kernel (`conv2d`
   for fused_conv / highway_conv, with their prologue and epilogue, `linear` for fused_fc / highway_fc, `pool2d` / `global_pool2d`,
-  `local_response_norm`, `softmax_lastdim`, `euclidean_rbf`), a view (flatten of a map read
+  `local_response_norm`, `softmax_lastdim`, `euclidean_rbf`, `broadcast_binary` for mul, an unfolded
+  layerscale and prelu, `group_norm`, `layer_norm_lastdim`, `channel_shuffle`), a view (flatten of a map read
   only by fc layers, dropout, a channel slice), nothing (an eliminated concat, a routed slice),
   or a *torch fallback*: the node's torch lowering applied to NCHW copies of its inputs and
   written back into its buffer (what the passes leave unfused: a bn read by a pool and by
@@ -53,7 +54,9 @@ from torch import fx
 
 from cnndsl.backends.torch.lower import LOWERINGS, Fn
 from cnndsl.backends.triton._common import is_interpreted
+from cnndsl.backends.triton.channel_norm import group_norm, layer_norm_lastdim
 from cnndsl.backends.triton.conv import _conv_igemm_kernel, conv2d, pack_conv_weight
+from cnndsl.backends.triton.elementwise import broadcast_binary, channel_shuffle
 from cnndsl.backends.triton.epilogue import Act, Epilogue, Prologue, Route
 from cnndsl.backends.triton.gemm import linear
 from cnndsl.backends.triton.lrn import local_response_norm
@@ -61,7 +64,7 @@ from cnndsl.backends.triton.plan import LaunchPlan, LaunchReport, Step, plan_lau
 from cnndsl.backends.triton.pool import global_pool2d, pool2d
 from cnndsl.backends.triton.rbf import euclidean_rbf
 from cnndsl.backends.triton.softmax import softmax_lastdim
-from cnndsl.backends.triton.table import CONV_FAMILY, FC_FAMILY, RBF_FAMILY
+from cnndsl.backends.triton.table import CHANNEL_FAMILY, CONV_FAMILY, FC_FAMILY, RBF_FAMILY
 from cnndsl.ir.graph import in_shapes, inputs_of
 from cnndsl.passes.concat_elim import resolve_slice
 
@@ -178,6 +181,10 @@ class TritonNetwork:
                         for key in keys:
                             p[key] = self._tensor(weights[f"{node}.{key}"], torch.float32).contiguous()
                 self._params[node] = p
+            elif step.family in (CHANNEL_FAMILY, "group_norm", "layer_norm_lastdim"):
+                # γ (layerscale), the slopes (prelu), or a norm's γ and β (none without affine): fp32 vectors
+                self._params[node] = {k: self._tensor(weights[f"{node}.{k}"], torch.float32).reshape(-1).contiguous()
+                                      for k in ("weight", "bias") if f"{node}.{k}" in weights}
             elif step.family == "torch lowering":
                 if step.op not in LOWERINGS:
                     raise ValueError(f"{node}: the torch backend has no lowering for {step.op!r} to fall back on")
@@ -285,6 +292,38 @@ class TritonNetwork:
     def _rbf(self, p: _Prepared, bufs: list[torch.Tensor], batch: int) -> Run:
         centres, out, off = self._params[p.step.node]["weight"], p.target.full(bufs, batch), p.target.offset
         return lambda ins: euclidean_rbf(ins[0].reshape(batch, -1), centres, out=out, c_offset=off)
+
+    def _mul(self, p: _Prepared, bufs: list[torch.Tensor], batch: int) -> Run:
+        """A product: the operand of the output's shape times the others (gates broadcast), into out."""
+        out, shapes = p.target.view(bufs, batch), [tuple(s) for s in in_shapes(self.graph, p.step.node)]
+        first = shapes.index(tuple(self.graph.nodes[p.step.node]["shape"]))
+        rest = [i for i in range(len(shapes)) if i != first]
+
+        def run(ins: list[torch.Tensor]) -> torch.Tensor:
+            broadcast_binary(ins[first], ins[rest[0]], "mul", out=out)
+            for i in rest[1:]:
+                broadcast_binary(out, ins[i], "mul", out=out)
+            return out
+
+        return run
+
+    def _channelwise(self, p: _Prepared, bufs: list[torch.Tensor], batch: int) -> Run:
+        """x·γ_c (an unfolded layerscale) or PReLU with its slopes: the parameter broadcast over the channels."""
+        out, weight = p.target.view(bufs, batch), self._params[p.step.node]["weight"]
+        op = "prelu" if p.step.op == "prelu" else "mul"
+        return lambda ins: broadcast_binary(ins[0], weight, op, out=out)
+
+    def _norm(self, p: _Prepared, bufs: list[torch.Tensor], batch: int) -> Run:
+        """Group norm (per sample and group) or layer norm (per pixel's channels), γ and β when affine."""
+        out, w, a = p.target.view(bufs, batch), self._params[p.step.node], p.attrs
+        weight, bias = w.get("weight"), w.get("bias")
+        if p.step.op == "groupnorm":
+            return lambda ins: group_norm(ins[0], a["groups"], weight, bias, a["eps"], out=out)
+        return lambda ins: layer_norm_lastdim(ins[0], weight, bias, a["eps"], out=out)
+
+    def _shuffle(self, p: _Prepared, bufs: list[torch.Tensor], batch: int) -> Run:
+        out, groups = p.target.view(bufs, batch), p.attrs["groups"]
+        return lambda ins: channel_shuffle(ins[0], groups, out=out)
 
     def _input(self, p: _Prepared, bufs: list[torch.Tensor], batch: int) -> Run:
         out, device, dtype = p.target.view(bufs, batch), self.device, self.dtype
@@ -477,6 +516,11 @@ _LAUNCH: dict[str, Callable[[TritonNetwork, _Prepared, list[torch.Tensor], int],
     "global_pool2d": TritonNetwork._global_pool,
     "local_response_norm": TritonNetwork._lrn,
     "softmax_lastdim": TritonNetwork._softmax,
+    "broadcast_binary": TritonNetwork._mul,
+    CHANNEL_FAMILY: TritonNetwork._channelwise,
+    "group_norm": TritonNetwork._norm,
+    "channel_shuffle": TritonNetwork._shuffle,
+    "layer_norm_lastdim": TritonNetwork._norm,
     RBF_FAMILY: TritonNetwork._rbf,
     "input": TritonNetwork._input,
     "none": TritonNetwork._written,

@@ -16,7 +16,7 @@ from typing import Any
 
 import networkx as nx
 
-from cnndsl.backends.triton.table import CONV_FAMILY, FC_FAMILY, rule_for
+from cnndsl.backends.triton.table import CONV_FAMILY, FC_FAMILY, IDENTITIES, rule_for
 from cnndsl.ir.graph import inputs_of
 from cnndsl.ir.registry import ops_with
 from cnndsl.passes.pipeline import OptimizeReport, optimize
@@ -145,7 +145,7 @@ def plan_launch(graph: nx.MultiDiGraph, weights: Mapping[str, Any] | None = None
                 ref = fused[-1] if fused else (folded[-1] if folded else node)
             if ref not in graph:
                 ref = None
-        if op == "dropout":
+        if op in IDENTITIES:
             src = inputs_of(g, node)[0]
             if src in hwc_flat:
                 hwc_flat[node] = hwc_flat[src]

@@ -22,6 +22,8 @@ from cnndsl.ir.registry import ops_with
 from cnndsl.passes.concat_elim import routed_by
 
 CONV_FAMILY, FC_FAMILY, RBF_FAMILY = "conv2d", "linear", "euclidean_rbf"
+CHANNEL_FAMILY = "channelwise"  # an element-wise op with a learnt per-channel (or single) parameter
+IDENTITIES = ("dropout", *ops_with("noop"))  # the identity at inference: a view of the input
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,7 @@ def only_fc_readers(graph: nx.MultiDiGraph, node: str) -> bool:
         return False
     for _, dst, port in graph.out_edges(node, data="port"):
         op = graph.nodes[dst]["op"]
-        if op == "dropout":
+        if op in IDENTITIES:
             if not only_fc_readers(graph, dst):
                 return False
         elif TRITON_OPS.get(op) != (FC_FAMILY,) or port != 0:
@@ -99,7 +101,8 @@ TABLE: dict[str, tuple[Rule, ...]] = {
     "lrn": (Rule("triton", "local_response_norm"),),
     "softmax": (Rule("triton", "softmax_lastdim"),),
     "rbf": (Rule("triton", RBF_FAMILY),),
-    "dropout": (Rule("view", "identity"),),
+    **{op: (Rule("view", "identity"),) for op in IDENTITIES},  # a no-op drop_noops left: a network output
+    "mul": (Rule("triton", "broadcast_binary"),),
     "concat": (Rule("none", "none", "eliminated concat (producers write its slices)", when=_eliminated),
                _torch("concat_elim could not eliminate it (e.g. a producer read elsewhere, or an input)",
                       note="concat (torch lowering)")),
@@ -113,6 +116,11 @@ TABLE: dict[str, tuple[Rule, ...]] = {
     **{op: _lowered(op, _ACT) for op in ops_with("activation")},  # every registry activation
     "bn": _lowered("bn", _NORM.format("batch norm")),
     "scale": _lowered("scale", _NORM.format("channel scale")),
+    "layerscale": (Rule("triton", CHANNEL_FAMILY, "broadcast_binary"),),  # one the passes could not fold
+    "prelu": (Rule("triton", CHANNEL_FAMILY, "broadcast_binary"),),
+    "groupnorm": (Rule("triton", "group_norm"),),
+    "channel_shuffle": (Rule("triton", "channel_shuffle"),),
+    "layernorm": (Rule("triton", "layer_norm_lastdim"),),
     "add": _lowered("add", "an add fuse_epilogue could not fuse as a residual (e.g. one tensor added to itself)"),
     "zeropad": _lowered("zeropad", "an option-A shortcut not fused as a conv's zeropad residual"),
     "highway": _lowered("highway", "a highway gate fuse_epilogue could not pair into a highway_conv / highway_fc"),

@@ -1,4 +1,4 @@
-"""Element-wise activations (each with its maths for every backend) and softmax.
+"""Element-wise activations (each with its maths for every backend), PReLU and softmax.
 
 An activation is one `OpDef` with `maths`: the torch backend, the fused epilogues of both
 backends, the passes, the drawing, fmt and the fuzzers all take it from here. Adding one
@@ -7,7 +7,7 @@ means adding an entry below (and its tests); nothing else has to change.
 
 from __future__ import annotations
 
-from cnndsl.ir.opdef import Attrs, Maths, OpDef, ParamSpec, Shape, choice, number
+from cnndsl.ir.opdef import Attrs, Maths, OpDef, ParamSpec, Shape, boolean, choice, number
 
 ACTIVATION = frozenset({"activation", "elementwise"})
 
@@ -90,3 +90,20 @@ STANH = OpDef(
 )
 SOFTMAX = OpDef(name="softmax", doc_shape="unchanged (over the channel/feature axis)", doc="softmax over the channel (feature) axis", params=(), shape=_same,
                 family="activation")
+
+
+def _prelu_params(attrs: Attrs, ins: list[Shape], out: Shape) -> int:
+    return ins[0][0] if attrs["channels"] else 1
+
+
+PRELU = OpDef(
+    name="prelu",
+    doc_params="1, or C with channels=true",
+    doc="parametric ReLU max(x, 0) + a·min(x, 0) with a learnt slope a (nn.PReLU), one for all channels or one "
+    "per channel; not fused (its slope is a weight): `prelu channels=true init=0.25`",
+    params=(ParamSpec("channels", boolean, False, doc="one slope per channel"),
+            ParamSpec("init", number, 0.25, doc="the initial slope")),
+    shape=_same,
+    param_count=_prelu_params,
+    family="activation", traits=frozenset({"elementwise"}),
+)

@@ -1,4 +1,4 @@
-"""Fully connected layers, flattening and dropout."""
+"""Fully connected layers, flattening, dropout, the ops that are the identity at inference, channel shuffle."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ from cnndsl.ir.opdef import (
     OpDef,
     ParamSpec,
     Shape,
+    ShapeError,
     boolean,
     number,
     pos_int,
     probability,
+    require_map,
 )
 
 
@@ -64,4 +66,41 @@ DROPOUT = OpDef(
     params=(ParamSpec("p", probability, 0.5, positional=True, doc="drop probability"),),
     shape=_same,
     family="view", traits=frozenset({"view", "elementwise"}),
+)
+
+
+IDENTITY = OpDef(
+    name="identity",
+    doc="y = x (nn.Identity): a placeholder, e.g. an optional layer switched off: `identity`",
+    params=(),
+    shape=_same,
+    family="view", traits=frozenset({"view", "elementwise", "noop"}),
+)
+DROP_PATH = OpDef(
+    name="drop_path",
+    doc="stochastic depth (torchvision's StochasticDepth, mode=row): in training each sample's branch is "
+    "zeroed with probability p and the others scaled by 1/(1 − p); the identity in eval: `drop_path 0.1`",
+    params=(ParamSpec("p", probability, required=True, positional=True, doc="drop probability per sample"),),
+    shape=_same,
+    family="view", traits=frozenset({"view", "elementwise", "noop"}),
+)
+
+
+def _shuffle_shape(attrs: Attrs, ins: list[Shape]) -> Shape:
+    c, _, _ = require_map("channel_shuffle", ins)
+    g = attrs["groups"]
+    if c % g:
+        raise ShapeError(f"channel_shuffle: groups ({g}) must divide the channels ({c})",
+                         hint="shuffle the output of a grouped conv with the same groups")
+    return ins[0]
+
+
+CHANNEL_SHUFFLE = OpDef(
+    name="channel_shuffle",
+    doc_shape="unchanged; needs C×H×W, groups dividing C",
+    doc="ShuffleNet's channel shuffle: C = groups × C/groups channels transposed to C/groups × groups "
+    "(torchvision's channel_shuffle): `channel_shuffle groups=2`",
+    params=(ParamSpec("groups", pos_int, required=True, positional=True),),
+    shape=_shuffle_shape,
+    family="view", traits=frozenset(),
 )

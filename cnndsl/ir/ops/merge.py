@@ -1,4 +1,4 @@
-"""Ops that join tensors (add, concat, highway) and the graph's input and shortcut helpers."""
+"""Ops that join tensors (add, mul, concat, highway) and the graph's input and shortcut helpers."""
 
 from __future__ import annotations
 
@@ -42,6 +42,35 @@ ADD = OpDef(
     shape=_add_shape,
     arity=None,
     family="merge", traits=frozenset({"merge", "elementwise"}),
+)
+
+
+def _mul_shape(attrs: Attrs, ins: list[Shape]) -> Shape:
+    """Equal shapes, or C×1×1 gates broadcast over a C×H×W map (squeeze-and-excitation)."""
+    full = max(ins, key=lambda s: (len(s) == 3 and s[1:] != (1, 1), len(s)))
+    listed = " and ".join(fmt_shape(s) for s in ins)
+    for other in ins:
+        if other == full:
+            continue
+        if len(other) != len(full) or len(full) != 3 or other[1:] != (1, 1):
+            raise ShapeError(f"mul needs equal shapes or a Cx1x1 gate over a CxHxW map, got {listed}",
+                             hint="a gate is `avgpool global` followed by 1x1 convs: it keeps the Cx1x1 shape")
+        if other[0] != full[0]:
+            raise ShapeError(
+                f"mul: a gate whose channels do not match: the gate has {other[0]} channels, the map {full[0]} "
+                f"({listed})",
+                hint=f"the gate's last layer must give the map's channels, e.g. `conv 1x1 {full[0]} -> sigmoid`")
+    return full
+
+
+MUL = OpDef(
+    name="mul",
+    doc_shape="equal shapes, or C×1×1 gates with a C×H×W map (either order); the map's shape",
+    doc="element-wise product; a C×1×1 gate broadcasts over the map (squeeze-and-excitation): `mul @x @gate`",
+    params=(),
+    shape=_mul_shape,
+    arity=None,
+    family="merge", traits=frozenset({"merge"}),
 )
 
 
