@@ -163,7 +163,8 @@ def test_generated_programs(shape, spacing):
 
 # ---- zoo files with scrambled whitespace ------------------------------------------------------
 
-_WORDS = {"NAME", "FUNC", "NUMBER", "DIMS", "REF", "REPEAT", "STRING", "USE", "BLOCK", "NETWORK", "INPUT", "OUTPUT"}
+_WORDS = {"NAME", "FUNC", "NUMBER", "DIMS", "REF", "REPEAT", "STRING", "USE", "BLOCK", "NETWORK", "INPUT", "OUTPUT",
+          "IF", "ELSE", "AND", "OR", "NOT"}
 
 
 def scramble(text: str, r: random.Random, lines: bool) -> str:

@@ -22,6 +22,7 @@ CASES = [
     ("vgg16", torchvision.models.vgg16, 138_357_544, (3, 224, 224)),
     ("mobilenet_v2", torchvision.models.mobilenet_v2, 3_504_872, (3, 96, 96)),
     ("densenet121", torchvision.models.densenet121, 7_978_856, (3, 64, 64)),
+    ("efficientnet_b0", torchvision.models.efficientnet_b0, 5_288_548, (3, 64, 64)),
 ]
 
 
@@ -93,3 +94,41 @@ def test_pairing_follows_the_call_order_when_registration_differs():
     x = torch.randn(2, 8, 8, 8)
     with torch.no_grad():
         assert (model(x) - reference(x)).abs().max() < 1e-5
+
+
+# EfficientNet-B1 … B7 are B0's file with torchvision's width, depth and dropout (and, from B5,
+# its batch norm's eps and momentum): one shallow and one deep, wide variant.
+EFFICIENTNET_VARIANTS = {
+    1: {"width": "1.0", "depth": "1.1", "drop": "0.2"},
+    5: {"width": "1.6", "depth": "2.2", "drop": "0.4", "eps": "0.001", "momentum": "0.01"},
+}
+
+
+def _hyperparameters(model: torch.nn.Module) -> tuple[list, list, list]:
+    """Batch norms' eps and momentum, dropout rates, and the stochastic depth of every residual."""
+    from torchvision.models.efficientnet import MBConv
+
+    bns = [(m.eps, m.momentum) for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    drops = [m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)]
+    depths = [m.stochastic_depth.p for m in model.modules() if isinstance(m, MBConv) and m.use_res_connect] \
+        or [m.p for m in model.modules() if type(m).__name__ == "StochasticDepth"]
+    return bns, drops, [round(p, 9) for p in depths]
+
+
+@pytest.mark.parametrize("b", sorted(EFFICIENTNET_VARIANTS))
+def test_efficientnet_variants_match_torchvision(b):
+    torch.manual_seed(0)
+    net = cnndsl.compile_file(ZOO / "efficientnet_b0.cnn", input="3x32x32", set=EFFICIENTNET_VARIANTS[b])
+    reference = getattr(torchvision.models, f"efficientnet_b{b}")(weights=None).eval()
+    model = net.to_torch().eval()
+    assert net.summary().params == sum(p.numel() for p in reference.parameters())
+    assert _hyperparameters(model) == _hyperparameters(reference)
+    with torch.no_grad():
+        for m in reference.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.1, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+    load_weights(model, reference)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        assert (model(x) - reference(x)).abs().max().item() < 1e-4

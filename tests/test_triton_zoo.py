@@ -58,6 +58,7 @@ REDUCED: dict[str, str | None] = {
     "preact_resnet_cifar.cnn": "3x8x8",
     "resnet18.cnn": "3x16x16",
     "mobilenet_v2.cnn": "3x32x32",
+    "efficientnet_b0.cnn": "3x32x32",
     "densenet121.cnn": "3x32x32",
     "resnet34.cnn": "3x16x16",
     "resnet50.cnn": "3x16x16",

@@ -66,4 +66,11 @@ ROWS = [
     Row("densenet121.cnn", 20_013_928, "count: torchvision `densenet201`", {"b3": 48, "b4": 32}),
     Row("densenet121.cnn", 28_681_000, "count: torchvision `densenet161`",
         {"growth": 48, "stem": 96, "b3": 36, "b4": 24}),
+    Row("efficientnet_b0.cnn", 5_288_548, f"{TV} `efficientnet_b0`"),
+    *[Row("efficientnet_b0.cnn", p, f"count: torchvision `efficientnet_b{b}`",
+          {"width": w, "depth": d, "drop": drop, **({"eps": 0.001, "momentum": 0.01} if b >= 5 else {})})
+      for b, w, d, drop, p in [(1, 1.0, 1.1, 0.2, 7_794_184), (2, 1.1, 1.2, 0.3, 9_109_994),
+                               (3, 1.2, 1.4, 0.3, 12_233_232), (4, 1.4, 1.8, 0.4, 19_341_616),
+                               (5, 1.6, 2.2, 0.4, 30_389_784), (6, 1.8, 2.6, 0.5, 43_040_704),
+                               (7, 2.0, 3.1, 0.5, 66_347_960)]],
 ]
