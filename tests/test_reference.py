@@ -26,6 +26,15 @@ CASES = [
 ]
 
 
+def _random_statistics(reference: torch.nn.Module) -> None:
+    """Non-trivial batch-norm statistics, so that a mis-paired BN would show."""
+    with torch.no_grad():
+        for m in reference.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.1, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+
+
 @pytest.mark.parametrize("name, factory, params, shape", CASES, ids=[c[0] for c in CASES])
 def test_matches_torchvision(name, factory, params, shape):
     torch.manual_seed(0)
@@ -36,12 +45,7 @@ def test_matches_torchvision(name, factory, params, shape):
     assert sum(p.numel() for p in model.parameters()) == params
     assert sum(p.numel() for p in reference.parameters()) == params
     load_weights(model, reference)
-    # non-trivial batch-norm statistics, so that a mis-paired BN would show
-    with torch.no_grad():
-        for m in reference.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.1, 0.1)
-                m.running_var.uniform_(0.5, 1.5)
+    _random_statistics(reference)
     load_weights(model, reference)
     x = torch.randn(2, *shape)
     with torch.no_grad():
@@ -123,11 +127,7 @@ def test_efficientnet_variants_match_torchvision(b):
     model = net.to_torch().eval()
     assert net.summary().params == sum(p.numel() for p in reference.parameters())
     assert _hyperparameters(model) == _hyperparameters(reference)
-    with torch.no_grad():
-        for m in reference.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.1, 0.1)
-                m.running_var.uniform_(0.5, 1.5)
+    _random_statistics(reference)
     load_weights(model, reference)
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
