@@ -264,6 +264,24 @@ class Gen:
             "channel_shuffle": f"channel_shuffle groups={self.pick(divisors)}",
         }[kind]
 
+    def layout(self, shape, mode):
+        """channel_linear (any rank), channel_slice (free/grid modes) or upsample (free mode, small maps)."""
+        c = shape[0]
+        kinds = ["channel_linear"] + (["channel_slice"] if mode != "same" else [])
+        if mode == "free" and len(shape) == 3 and shape[1] * shape[2] <= 64:
+            kinds.append("upsample")
+        kind = self.pick(kinds)
+        if kind == "channel_linear":
+            n = c if mode == "same" else self.int(1, 8)
+            return f"channel_linear {n}" + (" bias=false" if self.chance(0.2) else ""), (n, *shape[1:])
+        if kind == "channel_slice":
+            start = self.int(0, c - 1)
+            stop = self.int(start + 1, c)
+            return f"channel_slice {start} {stop}", (stop - start, *shape[1:])
+        k = (self.int(1, 2), self.int(1, 2))
+        text = f"upsample {self.pair(k)}" + self.pick(["", " mode=bilinear", " mode=bilinear align_corners=true"])
+        return text, (c, shape[1] * k[0], shape[2] * k[1])
+
     # ---- constructs
     def residual(self, shape, mode, depth):
         c, h, w = shape
@@ -466,13 +484,13 @@ class Gen:
         """One unit: ('item', text) can be chained with `->`; ('stmt', text) stands alone."""
         flat = len(shape) == 1
         if flat:
-            kinds = ["simple", "simple", "fc"]
+            kinds = ["simple", "simple", "fc", "layout"]
             if mode == "free":
                 kinds += ["fc", "rbf"]
             if depth < 2:
                 kinds += ["highway", "residual_flat"]
         else:
-            kinds = ["conv", "conv", "conv", "simple", "simple"]
+            kinds = ["conv", "conv", "conv", "simple", "simple", "layout"]
             if mode != "same":
                 kinds += ["pool"]
             if depth < 2:
@@ -493,6 +511,8 @@ class Gen:
             text, out = self.pool(shape, keep_grid=mode != "free")
         elif kind == "simple":
             text, out = self.simple(shape)
+        elif kind == "layout":
+            text, out = self.layout(shape, mode)
         elif kind == "fc":
             n = shape[0] if mode != "free" else self.int(1, 16)
             text, out = f"{self.pick(['fc', 'linear'])} {n}", (n,)

@@ -66,6 +66,13 @@ SHELL = [(f.line, line.strip()) for f in FENCES if f.lang == "sh"
          for line in f.text.splitlines() if line.strip().startswith("cnndsl ")]
 
 
+def example_named(network: str) -> str:
+    """The text of the document's example that defines `network` (other tests prove it against torchvision)."""
+    found = [f.text for _, f in EXAMPLES if re.search(rf"^network {network} \{{", f.text, re.M)]
+    assert len(found) == 1, f"{DOC_NAME}: {len(found)} examples define network {network}"
+    return found[0]
+
+
 def expectations(text: str) -> tuple[dict[str, str], str | None]:
     expect: dict[str, str] = {}
     error = None

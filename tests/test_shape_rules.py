@@ -99,6 +99,12 @@ CASES: dict[str, list[Case]] = {
                   for s in [*MAPS, (8,), (4, 3, 3)]],
     "layernorm": [([], kw, [s]) for kw in ({}, {"eps": 1e-6}, {"affine": False}) for s in [*MAPS, *FLAT]],
     "channel_shuffle": [([g], {}, [s]) for g in (1, 2, 3, 4) for s in [*MAPS, (12, 2, 3)]],
+    "channel_slice": [([a, b], {}, [s]) for s in [*MAPS, *FLAT, (12, 2, 3)] for a, b in [(0, 1), (0, s[0]), (s[0] // 2, s[0]),
+                                                                                    (1, 3), (0, 2)] if b <= s[0]],
+    "channel_linear": [([n], {"bias": b}, [s]) for n in (1, 5) for b in (True, False) for s in [*MAPS, *FLAT]],
+    "upsample": [([k], kw, [s]) for k in (1, 2, 3, (2, 1), (1, 3)) for kw in ({}, {"mode": "bilinear"},
+                                                                           {"mode": "bilinear", "align_corners": True})
+                 for s in [*MAPS, *FLAT]],
     "bn": [([], kw, [s]) for kw in ({}, {"eps": 1e-3, "momentum": 0.3}) for s in [(4, 5, 5), (7,), (1, 1, 1)]],
     "lrn": [([n], kw, [s]) for n in (1, 2, 5, 7) for kw in ({}, {"alpha": 1e-3, "beta": 0.5, "k": 2})
             for s in [(3, 4, 4), (8, 2, 3)]],
@@ -285,6 +291,10 @@ ERRORS: list[tuple[str, str, list, dict, list[Shape], type, bool]] = [
     ("groupnorm-groups-flat", "groupnorm", [4], {}, [(6,)], ShapeError, True),
     ("channel_shuffle-groups", "channel_shuffle", [3], {}, [(8, 4, 4)], ShapeError, True),
     ("channel_shuffle-flat", "channel_shuffle", [2], {}, [(8,)], ShapeError, True),
+    ("channel_slice-past-the-end", "channel_slice", [2, 9], {}, [(8, 4, 4)], ShapeError, False),  # torch truncates
+    ("channel_slice-empty", "channel_slice", [4, 4], {}, [(8, 4, 4)], ShapeError, False),  # torch: 0 channels
+    ("channel_slice-reversed", "channel_slice", [5, 3], {}, [(8,)], ShapeError, False),
+    ("upsample-flat", "upsample", [2], {}, [(8,)], ShapeError, False),
     ("highway-shapes", "highway", [], {}, [(3, 4, 4), (3, 4, 4), (2, 4, 4)], ShapeError, True),
     ("zeropad-shrink", "zeropad", [], {"out": 2}, [(4, 4, 4)], ShapeError, False),  # F.pad would crop
     ("zeropad-flat", "zeropad", [], {"out": 8}, [(4,)], ShapeError, True),
@@ -334,6 +344,12 @@ ERRORS: list[tuple[str, str, list, dict, list[Shape], type, bool]] = [
     ("groupnorm-eps-0", "groupnorm", [2], {"eps": 0}, [], ArgError, False),
     ("layernorm-eps-negative", "layernorm", [], {"eps": -1e-6}, [], ArgError, False),
     ("channel_shuffle-no-groups", "channel_shuffle", [], {}, [], ArgError, False),
+    ("channel_slice-no-stop", "channel_slice", [0], {}, [], ArgError, False),
+    ("channel_slice-negative", "channel_slice", [-1, 2], {}, [], ArgError, False),
+    ("channel_linear-0", "channel_linear", [0], {}, [], ArgError, False),
+    ("upsample-0", "upsample", [0], {}, [], ArgError, False),
+    ("upsample-float", "upsample", [1.5], {}, [], ArgError, False),
+    ("upsample-mode", "upsample", [2], {"mode": "bicubic"}, [], ArgError, False),
     ("bn-eps-0", "bn", [], {"eps": 0}, [], ArgError, False),
     ("fc-0", "fc", [0], {}, [], ArgError, False),
     ("lrn-size-0", "lrn", [0], {}, [], ArgError, False),
@@ -360,5 +376,6 @@ def test_mistakes_are_refused(name, pos, kw, ins, error, torch_refuses):
 
 def test_error_cases_cover_every_shape_checking_op():
     """Each op whose shape rule can refuse an input has at least one error case above."""
-    refusing = {"conv", "maxpool", "avgpool", "lrn", "concat", "add", "mul", "groupnorm", "channel_shuffle", "highway", "zeropad", "subsample", "rbf"}
+    refusing = {"conv", "maxpool", "avgpool", "lrn", "concat", "add", "mul", "groupnorm", "channel_shuffle", "channel_slice",
+                "upsample", "highway", "zeropad", "subsample", "rbf"}
     assert refusing <= {e[1] for e in ERRORS if e[5] is ShapeError}

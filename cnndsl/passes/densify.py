@@ -1,4 +1,4 @@
-"""LeNet-5's special layers as standard convolutions, so the later passes and kernels take them.
+"""Special layers as the standard ones the later passes and kernels take (LeNet-5's, ConvNeXt's, ShuffleNetV2's).
 
     densify(graph, weights=None) -> (graph, weights)
 
@@ -10,7 +10,12 @@
   connection: the torch backend's packed `[connections, kh, kw]` weight (output-major, in
   table order) is scattered into `[out, in, kh, kw]`.
 
-Both keep their node names, so the bias keys stay. The result computes the same function
+- A `channel_linear` (weight `[out, C]`, nn.Linear's layout) becomes a `conv 1x1` on a map, its
+  weight viewed as `[out, C, 1, 1]`, or an `fc` on a flat tensor (the same weight).
+- A `channel_slice` becomes the passes' own `slice` (the same `start`, `stop`), which the
+  later passes, the buffer planner and the kernels already treat as a view or route into a concat.
+
+All keep their node names, so the bias keys stay. The result computes the same function
 (the zero weights add nothing); parameter counts of the rewritten graph count the zeros and
 the repeated taps, so run it only on the way to a backend (it is the first pass of
 `optimize`), never before `summary`.
@@ -46,6 +51,17 @@ def densify(graph: nx.MultiDiGraph, weights: Mapping[str, Any] | None = None) ->
                 ref = get(w, f"{node}.weight", f"rewriting subsample `{node}` as a convolution")
                 taps = np.broadcast_to(to_array(ref).reshape(channels, 1, 1, 1), (channels, 1, kh, kw))
                 w[f"{node}.weight"] = like(ref, np.ascontiguousarray(taps))
+        elif data["op"] == "channel_linear":
+            if len(data["shape"]) == 3:
+                data["op"], data["attrs"] = "conv", {**_conv_attrs((1, 1), attrs["out"], (1, 1), 1), "bias": attrs["bias"]}
+                if w is not None:
+                    ref = get(w, f"{node}.weight", f"rewriting channel_linear `{node}` as a 1x1 convolution")
+                    matrix = to_array(ref)
+                    w[f"{node}.weight"] = like(ref, matrix.reshape(*matrix.shape, 1, 1))
+            else:
+                data["op"], data["attrs"] = "fc", {"out": attrs["out"], "bias": attrs["bias"], "bias_init": None}
+        elif data["op"] == "channel_slice":
+            data["op"] = "slice"
         elif data["op"] == "conv" and attrs.get("table") is not None:
             table = attrs["table"]
             cin = g.nodes[next(iter(g.predecessors(node)))]["shape"][0]

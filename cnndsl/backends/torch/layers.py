@@ -53,6 +53,16 @@ class LayerScale(nn.Module):
         return x * self.weight
 
 
+class ChannelLinear(nn.Linear):
+    """nn.Linear over the channels at each position of an NCHW map (ConvNeXt's MLP, written
+    channels-last in torchvision); on [N, C] rows it is nn.Linear. Weight [out, C], as nn.Linear's."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 2:
+            return super().forward(x)
+        return super().forward(x.movedim(1, -1)).movedim(-1, 1)
+
+
 class LayerNorm2d(nn.LayerNorm):
     """Layer norm over the channels at each position of an NCHW map (torchvision's ConvNeXt LayerNorm2d)."""
 

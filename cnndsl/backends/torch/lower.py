@@ -20,7 +20,7 @@ from torch import fx, nn
 
 from cnndsl.backends.torch import layers
 from cnndsl.backends.torch.activations import FUNCTIONS
-from cnndsl.backends.torch.fused import FUSED_LOWERINGS
+from cnndsl.backends.torch.fused import FUSED_LOWERINGS, channel_slice
 from cnndsl.backends.torch.layers import Builder, Fn
 from cnndsl.ir.graph import in_shapes, inputs_of
 from cnndsl.ir.registry import REGISTRY
@@ -90,6 +90,10 @@ LOWERINGS: dict[str, Builder] = {
         ins[0][0], a["eps"], a["affine"]),
     "dropout": lambda a, ins, out: nn.Dropout(a["p"]),
     "channel_shuffle": lambda a, ins, out: Fn(layers.channel_shuffle, {"groups": a["groups"]}),
+    "channel_slice": lambda a, ins, out: Fn(channel_slice, {"start": a["start"], "stop": a["stop"]}),
+    "channel_linear": lambda a, ins, out: layers.ChannelLinear(ins[0][0], a["out"], a["bias"]),
+    "upsample": lambda a, ins, out: nn.Upsample(scale_factor=tuple(float(s) for s in a["scale"]), mode=a["mode"],
+                                                align_corners=a["align_corners"] if a["mode"] == "bilinear" else None),
     "identity": lambda a, ins, out: nn.Identity(),
     "drop_path": _drop_path,
     "maxpool": _pool(F.max_pool2d, F.adaptive_max_pool2d),

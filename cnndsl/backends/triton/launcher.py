@@ -19,12 +19,13 @@ the NHWC (h, w, c) order; biases, prologue and post-norm vectors stay fp32) and 
 - each IR node is one `Step`, run as the op table (table.py) says: a Triton kernel (`conv2d`
   for fused_conv / highway_conv, with their prologue and epilogue, `linear` for fused_fc / highway_fc, `pool2d` / `global_pool2d`,
   `local_response_norm`, `softmax_lastdim`, `euclidean_rbf`, `broadcast_binary` for mul, an unfolded
-  layerscale and prelu, `group_norm`, `layer_norm_lastdim`, `channel_shuffle`), a view (flatten of a map read
+  layerscale and prelu, `group_norm`, `layer_norm_lastdim`, `channel_shuffle`, the same kernel with one group
+  copying a channel slice into its concat, `upsample2d`), a view (flatten of a map read
   only by fc layers, dropout, a channel slice), nothing (an eliminated concat, a routed slice),
   or a *torch fallback*: the node's torch lowering applied to NCHW copies of its inputs and
   written back into its buffer (what the passes leave unfused: a bn read by a pool and by
   something else, an add of one tensor to itself, a concat of an input, standalone
-  activations, a second slice of one merged conv into a concat, …). Fallbacks are counted
+  activations, …). Fallbacks are counted
   and listed in `net.report`; no zoo network has one;
 - each step is bound once per batch size to its buffer views (`_bind`): a forward pass only
   launches, with no graph lookups or slice resolution;
@@ -61,7 +62,7 @@ from cnndsl.backends.triton.epilogue import Act, Epilogue, Prologue, Route
 from cnndsl.backends.triton.gemm import linear
 from cnndsl.backends.triton.lrn import local_response_norm
 from cnndsl.backends.triton.plan import LaunchPlan, LaunchReport, Step, plan_launch
-from cnndsl.backends.triton.pool import global_pool2d, pool2d
+from cnndsl.backends.triton.pool import global_pool2d, pool2d, upsample2d
 from cnndsl.backends.triton.rbf import euclidean_rbf
 from cnndsl.backends.triton.softmax import softmax_lastdim
 from cnndsl.backends.triton.table import CHANNEL_FAMILY, CONV_FAMILY, FC_FAMILY, RBF_FAMILY
@@ -281,6 +282,11 @@ class TritonNetwork:
         mode, out, off = "max" if p.step.op == "maxpool" else "avg", p.target.full(bufs, batch), p.target.offset
         return lambda ins: global_pool2d(ins[0], mode, out=out, c_offset=off)
 
+    def _upsample(self, p: _Prepared, bufs: list[torch.Tensor], batch: int) -> Run:
+        a, out, off = p.attrs, p.target.full(bufs, batch), p.target.offset
+        return lambda ins: upsample2d(ins[0], a["scale"], a["mode"], align_corners=a["align_corners"], out=out,
+                                      c_offset=off)
+
     def _lrn(self, p: _Prepared, bufs: list[torch.Tensor], batch: int) -> Run:
         a, out = p.attrs, p.target.view(bufs, batch)
         return lambda ins: local_response_norm(ins[0], a["size"], a["alpha"], a["beta"], a["k"], out=out)
@@ -351,7 +357,7 @@ class TritonNetwork:
 
     def _slice_copy(self, p: _Prepared, bufs: list[torch.Tensor], batch: int) -> Run:
         lo, hi, out = p.attrs["start"], p.attrs["stop"], p.target.view(bufs, batch)
-        return lambda ins: out.copy_(ins[0][..., lo:hi])
+        return lambda ins: channel_shuffle(ins[0][..., lo:hi], 1, out=out)  # one group: a strided copy
 
     def _flatten_copy(self, p: _Prepared, bufs: list[torch.Tensor], batch: int) -> Run:
         out = p.target.view(bufs, batch)
@@ -514,6 +520,7 @@ _LAUNCH: dict[str, Callable[[TritonNetwork, _Prepared, list[torch.Tensor], int],
     FC_FAMILY: TritonNetwork._linear,
     "pool2d": TritonNetwork._pool,
     "global_pool2d": TritonNetwork._global_pool,
+    "upsample2d": TritonNetwork._upsample,
     "local_response_norm": TritonNetwork._lrn,
     "softmax_lastdim": TritonNetwork._softmax,
     "broadcast_binary": TritonNetwork._mul,

@@ -1,4 +1,4 @@
-"""Max and average pooling over NHWC feature maps: windowed, adaptive and global.
+"""Max and average pooling over NHWC feature maps (windowed, adaptive and global), and upsampling.
 
 * ``_pool_kernel``: one tile of ``BLOCK_P`` output pixels × ``BLOCK_C`` channels per program,
   looping over the window taps. Windowed pooling follows PyTorch's ``max_pool2d`` /
@@ -7,6 +7,9 @@
   ``[⌊i·H/OH⌋, ⌈(i+1)·H/OH⌉)``, looping over the largest window with masks.
 * ``_global_pool_kernel``: global max/average, one image × ``BLOCK_C`` channels per program,
   reducing ``BLOCK_HW`` pixels per step.
+
+* ``_upsample_kernel``: nearest or bilinear upsampling by integer factors, as ``nn.Upsample``
+  (``align_corners`` either way), one tile of ``BLOCK_P`` output pixels × ``BLOCK_C`` channels.
 
 Outputs may go to a channel slice ``[c_offset, c_offset + C)`` of a larger NHWC buffer (concat
 elimination, e.g. the max-pool branch of Inception's reduction blocks). Max pooling does not
@@ -134,6 +137,51 @@ def _global_pool_kernel(
     tl.store(out_ptr + nb.to(tl.int64) * stride_on + c_offset + offs_c, acc.to(out_ptr.dtype.element_ty), mask=mask_c)
 
 
+@triton.jit
+def _upsample_kernel(
+    x_ptr,  # input [N, H, W, C]: element (n, h, w, c) at n*stride_xn + h*stride_xh + w*stride_xw + c
+    out_ptr,  # output rows [N*OH*OW, C_total]: (p, c) stored at p*stride_op + c_offset + c
+    N, H, W, C, OH, OW,
+    SH, SW,  # the integer factors (OH = H*SH, OW = W*SW)
+    RH, RW,  # bilinear: source pixels per output pixel ((H-1)/(OH-1) with align_corners, else 1/SH)
+    stride_xn, stride_xh, stride_xw, stride_op, c_offset,
+    BILINEAR: tl.constexpr, ALIGN: tl.constexpr,
+    BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr,
+):
+    offs_p = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
+    offs_c = tl.program_id(1) * BLOCK_C + tl.arange(0, BLOCK_C)
+    mask_p = offs_p < N * OH * OW
+    mask = mask_p[:, None] & (offs_c < C)[None, :]
+    ow = offs_p % OW
+    t = offs_p // OW
+    oh = t % OH
+    x_base = x_ptr + (t // OH).to(tl.int64) * stride_xn
+    if BILINEAR:
+        if ALIGN:
+            fh = oh.to(tl.float32) * RH
+            fw = ow.to(tl.float32) * RW
+        else:  # PyTorch's half-pixel centres, clamped at 0
+            fh = tl.maximum((oh.to(tl.float32) + 0.5) * RH - 0.5, 0.0)
+            fw = tl.maximum((ow.to(tl.float32) + 0.5) * RW - 0.5, 0.0)
+        h0 = tl.minimum(fh.to(tl.int32), H - 1)
+        w0 = tl.minimum(fw.to(tl.int32), W - 1)
+        h1 = tl.minimum(h0 + 1, H - 1)
+        w1 = tl.minimum(w0 + 1, W - 1)
+        lh = (fh - h0.to(tl.float32))[:, None]
+        lw = (fw - w0.to(tl.float32))[:, None]
+        c = offs_c[None, :]
+        v00 = tl.load((x_base + h0 * stride_xh + w0 * stride_xw)[:, None] + c, mask=mask, other=0.0).to(tl.float32)
+        v01 = tl.load((x_base + h0 * stride_xh + w1 * stride_xw)[:, None] + c, mask=mask, other=0.0).to(tl.float32)
+        v10 = tl.load((x_base + h1 * stride_xh + w0 * stride_xw)[:, None] + c, mask=mask, other=0.0).to(tl.float32)
+        v11 = tl.load((x_base + h1 * stride_xh + w1 * stride_xw)[:, None] + c, mask=mask, other=0.0).to(tl.float32)
+        v = (1.0 - lh) * ((1.0 - lw) * v00 + lw * v01) + lh * ((1.0 - lw) * v10 + lw * v11)
+    else:
+        ptrs = (x_base + (oh // SH) * stride_xh + (ow // SW) * stride_xw)[:, None] + offs_c[None, :]
+        v = tl.load(ptrs, mask=mask, other=0.0)
+    out_ptrs = out_ptr + offs_p.to(tl.int64)[:, None] * stride_op + c_offset + offs_c[None, :]
+    tl.store(out_ptrs, v.to(out_ptr.dtype.element_ty), mask=mask)
+
+
 _POOL_CONFIGS = [
     C.config(BLOCK_P=16, BLOCK_C=64, num_warps=4),
     C.config(BLOCK_P=32, BLOCK_C=32, num_warps=4),
@@ -147,6 +195,8 @@ _GLOBAL_CONFIGS = [
 ]
 _pool_tuned = C.autotuned(_pool_kernel, _POOL_CONFIGS, ["N", "H", "W", "C", "OH", "OW", "KH", "KW"],
                           prune=C.prune_by_extent({"BLOCK_C": "C"}))
+_upsample_tuned = C.autotuned(_upsample_kernel, _POOL_CONFIGS, ["N", "OH", "OW", "C"],
+                              prune=C.prune_by_extent({"BLOCK_C": "C"}))
 _global_tuned = C.autotuned(_global_pool_kernel, _GLOBAL_CONFIGS, ["HW", "C"],
                             prune=C.prune_by_extent({"BLOCK_C": "C", "BLOCK_HW": "HW"}))
 
@@ -270,11 +320,59 @@ def global_pool2d(
     return buf[..., c_offset:c_offset + c]
 
 
+def upsample2d(
+    x: torch.Tensor,
+    scale: int | tuple[int, int],
+    mode: str = "nearest",
+    *,
+    align_corners: bool = False,
+    out: torch.Tensor | None = None,
+    c_offset: int = 0,
+    config: triton.Config | dict | None = None,
+) -> torch.Tensor:
+    """NHWC upsampling by integer factors, as ``nn.Upsample(scale_factor=scale, mode=mode,
+    align_corners=...)`` (mode "nearest" or "bilinear"); returns the written view.
+
+    out: None or an ``[N, H·sh, W·sw, C_total]`` buffer written at channels ``[c_offset, c_offset + C)``.
+    """
+    if mode not in ("nearest", "bilinear"):
+        raise ValueError(f"mode: expected 'nearest' or 'bilinear', got {mode!r}")
+    if x.dim() != 4:
+        raise ValueError(f"x: expected NHWC [N, H, W, C], got shape {tuple(x.shape)}")
+    C.check_dtype("x", x)
+    if x.shape[-1] > 1 and x.stride(-1) != 1:
+        raise ValueError(f"x: channel stride must be 1 (NHWC), got strides {x.stride()}")
+    sh, sw = C.pair(scale, "scale")
+    if min(sh, sw) < 1:
+        raise ValueError(f"scale must be ≥ 1, got {(sh, sw)}")
+    n, h, w, c = x.shape
+    oh, ow = h * sh, w * sw
+    if align_corners:
+        rh = (h - 1) / (oh - 1) if oh > 1 else 0.0
+        rw = (w - 1) / (ow - 1) if ow > 1 else 0.0
+    else:
+        rh, rw = 1.0 / sh, 1.0 / sw
+    buf, stride_op = _output_buffer(x, (n, oh, ow), c, out, c_offset)
+    args = dict(x_ptr=x, out_ptr=buf, N=n, H=h, W=w, C=c, OH=oh, OW=ow, SH=sh, SW=sw, RH=rh, RW=rw,
+                stride_xn=x.stride(0), stride_xh=x.stride(1), stride_xw=x.stride(2), stride_op=stride_op,
+                c_offset=c_offset, BILINEAR=mode == "bilinear", ALIGN=bool(align_corners))
+    p = n * oh * ow
+
+    def grid(meta):
+        return (triton.cdiv(p, meta["BLOCK_P"]), triton.cdiv(c, meta["BLOCK_C"]))
+
+    C.launch(_upsample_kernel, _upsample_tuned, grid, args, config,
+             lambda: C.config(BLOCK_P=C.clamp_pow2(p, 16, 128), BLOCK_C=C.clamp_pow2(c, 16, 64)))
+    return buf[..., c_offset:c_offset + c]
+
+
 def compile_specs(dtype: str = "fp16") -> list[tuple[object, dict[str, str], dict[str, object]]]:
     """Representative ``(kernel, signature, constexprs)`` tuples, for `triton.compile`."""
     win = dict(IS_MAX=False, ADAPTIVE=False, COUNT_INCLUDE_PAD=True, BLOCK_P=16, BLOCK_C=64)
     glob = dict(IS_MAX=False, BLOCK_HW=32, BLOCK_C=64)
+    up = dict(BILINEAR=True, ALIGN=False, BLOCK_P=16, BLOCK_C=64)
     return [
+        (_upsample_kernel, C.signature(_upsample_kernel, dtype, up), up),
         (_pool_kernel, C.signature(_pool_kernel, dtype, win), win),
         (_global_pool_kernel, C.signature(_global_pool_kernel, dtype, glob), glob),
     ]

@@ -108,8 +108,7 @@ TABLE: dict[str, tuple[Rule, ...]] = {
                       note="concat (torch lowering)")),
     "slice": (Rule("view", "slice", "channel slice", when=_plain_slice),
               Rule("none", "none", lambda g, n: f"written into its concat slice by {routed_by(g, n)}", when=_routed),
-              _torch("a second slice of one merged 1x1 conv that lives in a concat (one route per conv)",
-                     family="slice copy", note="slice copied into its concat slice")),
+              Rule("triton", "slice copy")),  # into its concat slice: channel_shuffle with one group
     "flatten": (Rule("view", "flatten", when=_flatten_is_view),
                 _torch("a map read in (c, h, w) order by something other than an fc layer", family="flatten copy",
                        note="flatten in (c, h, w) order (NHWC → NCHW copy)")),
@@ -127,6 +126,9 @@ TABLE: dict[str, tuple[Rule, ...]] = {
     "conv": _lowered("conv", "a conv the passes left as it is (fuse_epilogue rewrites every conv to fused_conv)"),
     "fc": _lowered("fc", "an fc the passes left as it is (fuse_epilogue rewrites every fc to fused_fc)"),
     "subsample": _lowered("subsample", "a subsampling layer densify did not rewrite as a convolution"),
+    "channel_linear": _lowered("channel_linear", "a channel_linear densify did not rewrite as a 1x1 conv or an fc"),
+    "channel_slice": _lowered("channel_slice", "a channel_slice densify did not rewrite as a slice"),
+    "upsample": (Rule("triton", "upsample2d"),),
 }
 
 TRITON_OPS: dict[str, tuple[str, ...]] = {

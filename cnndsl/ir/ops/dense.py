@@ -1,4 +1,5 @@
-"""Fully connected layers, flattening, dropout, the ops that are the identity at inference, channel shuffle."""
+"""Fully connected layers (and the per-position linear layer), flattening, dropout, the ops that are the
+identity at inference, channel shuffle and channel slices."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from cnndsl.ir.opdef import (
     Shape,
     ShapeError,
     boolean,
+    fmt_shape,
+    nonneg_int,
     number,
     pos_int,
     probability,
@@ -45,6 +48,33 @@ FC = OpDef(
     macs=_fc_macs,
     connections=_fc_params,
     aliases=("linear",),
+    family="dense", traits=frozenset({"dense"}),
+)
+
+
+def _channel_linear_shape(attrs: Attrs, ins: list[Shape]) -> Shape:
+    return (attrs["out"], *ins[0][1:])
+
+
+def _channel_linear_params(attrs: Attrs, ins: list[Shape], out: Shape) -> int:
+    return ins[0][0] * out[0] + (out[0] if attrs["bias"] else 0)
+
+
+CHANNEL_LINEAR = OpDef(
+    name="channel_linear",
+    doc_shape="OUT×H×W (OUT for a flat input)",
+    doc_params="C·OUT (+ OUT with bias)",
+    doc="a linear layer over the channels at each position, weights shaped [OUT, C] like nn.Linear "
+    "(ConvNeXt's MLP in channels-last form, so its weights load as they are); a conv 1x1 by another "
+    "layout: `channel_linear 384`",
+    params=(
+        ParamSpec("out", pos_int, required=True, positional=True, doc="output channels"),
+        ParamSpec("bias", boolean, True),
+    ),
+    shape=_channel_linear_shape,
+    param_count=_channel_linear_params,
+    macs=lambda a, ins, out: ins[0][0] * math.prod(out),
+    connections=lambda a, ins, out: ins[0][0] * math.prod(out) + (math.prod(out) if a["bias"] else 0),
     family="dense", traits=frozenset({"dense"}),
 )
 
@@ -103,4 +133,29 @@ CHANNEL_SHUFFLE = OpDef(
     params=(ParamSpec("groups", pos_int, required=True, positional=True),),
     shape=_shuffle_shape,
     family="view", traits=frozenset(),
+)
+
+
+def _channel_slice_shape(attrs: Attrs, ins: list[Shape]) -> Shape:
+    (shape,) = ins
+    start, stop = attrs["start"], attrs["stop"]
+    if not start < stop <= shape[0]:
+        raise ShapeError(
+            f"channel_slice: channels {start} to {stop} are not a range inside the {shape[0]} channels of the "
+            f"{fmt_shape(shape)} input (start < stop <= channels)",
+            hint="halves of a block's input: `channel_slice 0 in.c // 2` and `channel_slice in.c // 2 in.c`")
+    return (stop - start, *shape[1:])
+
+
+CHANNEL_SLICE = OpDef(
+    name="channel_slice",
+    doc_shape="(STOP − START)×H×W; needs START < STOP ≤ C",
+    doc="channels START … STOP − 1 of the input (x[:, start:stop]; ShuffleNetV2's split into halves is "
+    "`channel_slice 0 in.c // 2` and `channel_slice in.c // 2 in.c`): `channel_slice 0 58`",
+    params=(
+        ParamSpec("start", nonneg_int, required=True, positional=True, doc="first channel"),
+        ParamSpec("stop", pos_int, required=True, positional=True, doc="one past the last channel"),
+    ),
+    shape=_channel_slice_shape,
+    family="view", traits=frozenset({"view"}),
 )

@@ -1,4 +1,4 @@
-"""Max and average pooling: overlapping windows, ceil mode, padding, global."""
+"""Max and average pooling (overlapping windows, ceil mode, padding, global) and upsampling."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from cnndsl.ir.opdef import (
     Shape,
     ShapeError,
     boolean,
+    choice,
     conv_out,
     fmt_shape,
     padding,
@@ -96,4 +97,33 @@ AVGPOOL = _make(
     "`count_pad=false` leaves the padding out of the average",
     "as `maxpool`",
     (ParamSpec("count_pad", boolean, True, doc="count padded zeros in the average (PyTorch's count_include_pad)"),),
+)
+
+
+def _upsample_finalize(attrs: Attrs) -> Attrs:
+    if attrs["mode"] == "nearest" and attrs["align_corners"]:
+        raise ArgError("upsample: align_corners applies to mode=bilinear only", param="align_corners",
+                       hint="drop align_corners, or write mode=bilinear")
+    return attrs
+
+
+def _upsample_shape(attrs: Attrs, ins: list[Shape]) -> Shape:
+    c, h, w = require_map("upsample", ins)
+    sh, sw = attrs["scale"]
+    return (c, h * sh, w * sw)
+
+
+UPSAMPLE = OpDef(
+    name="upsample",
+    doc_shape="C × H·s × W·s; needs C×H×W",
+    doc="upsampling by an integer factor (nn.Upsample): `upsample 2` (nearest), "
+    "`upsample 2 mode=bilinear align_corners=true`",
+    params=(
+        ParamSpec("scale", pos_pair, required=True, positional=True, doc="factor, e.g. 2 or 2x1"),
+        ParamSpec("mode", choice("nearest", "bilinear"), "nearest"),
+        ParamSpec("align_corners", boolean, False, doc="bilinear: corner pixels aligned (PyTorch's align_corners)"),
+    ),
+    shape=_upsample_shape,
+    finalize=_upsample_finalize,
+    family="pool",
 )
