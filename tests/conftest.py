@@ -66,8 +66,9 @@ def torch_reference(graph, seed: int = 0):
             if isinstance(m, nn.modules.batchnorm._BatchNorm):
                 m.running_mean.normal_(0, 0.2)
                 m.running_var.uniform_(0.5, 1.5)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.normal_(0, 0.2)
+                if m.affine:
+                    m.weight.uniform_(0.5, 1.5)
+                    m.bias.normal_(0, 0.2)
             elif type(m).__name__ == "ChannelScale":
                 m.weight.uniform_(0.5, 1.5)
                 if m.bias is not None:

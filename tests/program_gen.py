@@ -235,6 +235,8 @@ class Gen:
                 args.append("eps=1e-3")
             if self.chance(0.2):
                 args.append("momentum=0.2")
+            if self.chance(0.2):
+                args.append("affine=false")
             return " ".join(args), shape
         if kind == "lrn":
             args = ["lrn"]

@@ -1,5 +1,5 @@
 """The ops of issue 13 (mul, identity, drop_path, layerscale, prelu, groupnorm, layernorm,
-channel_shuffle) end to end: the torch lowering against torch.nn / torchvision on random
+channel_shuffle, bn affine=false) end to end: the torch lowering against torch.nn / torchvision on random
 inputs, the networks they are written for (squeeze-and-excitation, a ConvNeXt block, a
 ShuffleNet unit) through the passes and the Triton backend under the interpreter (fp32 and
 fp16, no torch fallback), and the mistakes they refuse. Shape rules: test_shape_rules.py;
@@ -307,3 +307,29 @@ def test_channel_shuffle_is_torchvisions():
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["fp32", "fp16"])
 def test_shufflenet_unit_runs_in_triton_kernels(dtype):
     assert "channel_shuffle" in triton_matches(SHUFFLE, dtype)
+
+
+# ---- bn affine=false -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["fp32", "fp16"])
+def test_bn_without_affine_is_nn_batchnorm_and_folds(dtype):
+    """`bn affine=false` is nn.BatchNorm2d(affine=False): no parameters, running statistics only,
+    folded into the conv before it (γ = 1, β = 0) and fused by the Triton backend."""
+    src = "network b {\n  input 3x5x5\n  conv 3x3 6 pad=1 -> bn affine=false -> relu\n  flatten -> fc 4 -> bn affine=false eps=1e-3\n}"
+    net = cnndsl.compile_source(src)
+    module = torch_reference(net.graph)
+    assert isinstance(module.bn1, nn.BatchNorm2d) and not module.bn1.affine and module.bn1.weight is None
+    assert net.summary().trainable_params == (3 * 9 * 6 + 6) + (6 * 25 * 4 + 4)
+    x = torch.randn(2, 3, 5, 5)
+    with torch.no_grad():
+        h = torch.relu((module.conv1(x) - module.bn1.running_mean[:, None, None])
+                       / torch.sqrt(module.bn1.running_var[:, None, None] + 1e-5))
+        y = module.fc1(h.flatten(1))
+        want = (y - module.bn2.running_mean) / torch.sqrt(module.bn2.running_var + 1e-3)
+        assert rel(module(x), want) < 1e-5
+    from cnndsl.passes import optimize
+
+    fused, _, _ = optimize(net.graph, module.state_dict())
+    assert "bn" not in {d["op"] for _, d in fused.nodes(data=True)}  # both folded
+    triton_matches(src, dtype)  # no fallback

@@ -105,7 +105,7 @@ CASES: dict[str, list[Case]] = {
     "upsample": [([k], kw, [s]) for k in (1, 2, 3, (2, 1), (1, 3)) for kw in ({}, {"mode": "bilinear"},
                                                                            {"mode": "bilinear", "align_corners": True})
                  for s in [*MAPS, *FLAT]],
-    "bn": [([], kw, [s]) for kw in ({}, {"eps": 1e-3, "momentum": 0.3}) for s in [(4, 5, 5), (7,), (1, 1, 1)]],
+    "bn": [([], kw, [s]) for kw in ({}, {"eps": 1e-3, "momentum": 0.3}, {"affine": False}) for s in [(4, 5, 5), (7,), (1, 1, 1)]],
     "lrn": [([n], kw, [s]) for n in (1, 2, 5, 7) for kw in ({}, {"alpha": 1e-3, "beta": 0.5, "k": 2})
             for s in [(3, 4, 4), (8, 2, 3)]],
     "scale": [([], {"bias": b}, [s]) for b in (True, False) for s in [(3, 4, 4), (5,)]],

@@ -58,14 +58,16 @@ def affine(graph: nx.MultiDiGraph, node: str, weights: Mapping[str, Any]) -> tup
     """The per-channel (s, t) of y = x·s + t that a bn, scale or layerscale node computes."""
     data = graph.nodes[node]
     why = f"folding {data['op']} `{node}`"
-    gamma = to_array(get(weights, f"{node}.weight", why))
     if data["op"] == "bn":
         mean = to_array(get(weights, f"{node}.running_mean", why))
         var = to_array(get(weights, f"{node}.running_var", why))
-        beta = to_array(get(weights, f"{node}.bias", why))
+        if data["attrs"].get("affine", True):
+            gamma, beta = to_array(get(weights, f"{node}.weight", why)), to_array(get(weights, f"{node}.bias", why))
+        else:  # affine=false: γ = 1, β = 0
+            gamma, beta = np.ones_like(mean), np.zeros_like(mean)
         s = gamma / np.sqrt(var + data["attrs"]["eps"])
         return s, beta - mean * s
-    gamma = gamma.reshape(-1)  # layerscale's γ is C×1×1
+    gamma = to_array(get(weights, f"{node}.weight", why)).reshape(-1)  # layerscale's γ is C×1×1
     beta = to_array(get(weights, f"{node}.bias", why)) if data["attrs"].get("bias") else np.zeros_like(gamma)
     return gamma, beta
 

@@ -48,7 +48,7 @@ def _fc(attrs, ins, out):
 
 def _bn(attrs, ins, out):
     cls = nn.BatchNorm2d if len(ins[0]) == 3 else nn.BatchNorm1d
-    return cls(ins[0][0], eps=attrs["eps"], momentum=attrs["momentum"])
+    return cls(ins[0][0], eps=attrs["eps"], momentum=attrs["momentum"], affine=attrs["affine"])
 
 
 def _drop_path(attrs, ins, out):

@@ -37,11 +37,13 @@ def _positive(v, what):
 BN = OpDef(
     name="bn",
     doc_shape="unchanged (C×H×W or flat)",
-    doc_params="2·C (running statistics are not counted)",
-    doc="batch normalisation over channels (scale and shift are trainable): `bn eps=1e-5 momentum=0.1`",
-    params=(ParamSpec("eps", _positive, 1e-5), ParamSpec("momentum", number, 0.1)),
+    doc_params="2·C (0 with affine=false; running statistics are not counted)",
+    doc="batch normalisation over channels (scale and shift are trainable unless affine=false): "
+    "`bn eps=1e-5 momentum=0.1`",
+    params=(ParamSpec("eps", _positive, 1e-5), ParamSpec("momentum", number, 0.1),
+            ParamSpec("affine", boolean, True, doc="learnt scale and shift (γ, β)")),
     shape=_same,
-    param_count=_per_channel(2),
+    param_count=lambda a, ins, out: 2 * ins[0][0] if a["affine"] else 0,
     aliases=("batchnorm",),
     family="normalisation", traits=frozenset({"normalisation", "elementwise"}),
 )
