@@ -253,9 +253,6 @@ class Elaborator(Constructs):
         if name in ("shortcut", "gate"):
             owner = "residual" if name == "shortcut" else "highway"
             raise CompileError(f"`{name} {{ … }}` is allowed only directly inside `{owner} {{ … }}`", call.name_span)
-        if name == "else":
-            raise CompileError("`else` must follow the `}` of an `if`, on the same line", call.name_span,
-                               hint="write `} else {` (or `} else if COND {`)")
         if name in CONSTRUCTS and (call.body is not None or name != "concat"):
             return self.BUILDERS[name](self, call, ctx, flow, label)
         if call.body is not None:

@@ -143,6 +143,9 @@ class _ToAst(Transformer):
 
     # ---- calls and statements
     def _call(self, meta, name_tok, args, body, tail, repeat) -> ast.Call:
+        if name_tok.value == "else":  # a newline ended the `if`: caught here, so in blocks nobody calls too
+            raise CompileError("`else` must follow the `}` of an `if`, on the same line", self._span(name_tok),
+                               hint="write `} else {` (or `} else if COND {`)")
         return ast.Call(
             name=name_tok.value,
             args=list(args) + list(tail),
