@@ -54,6 +54,31 @@ def test_prelu_and_a_per_channel_parameter(slopes, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["fp32", "fp16"])
+@pytest.mark.parametrize("act, values", [("none", ()), ("relu", ()), ("silu", ()), ("gelu", ("tanh",)), ("elu", (0.5,))])
+@pytest.mark.parametrize("config", [None, SMALL], ids=["default", "small-tiles"])
+def test_add_affine_and_activation_alone(act, values, config, dtype):
+    """What the passes leave unfused: x·scale + y, x·s_c + t_c (a batch norm), act(x); each then act."""
+    from cnndsl.backends.triton.epilogue import Act
+    from tests.activation_refs import encoded, reference
+
+    ref_act = reference(act, values) if act != "none" else (lambda t: t)
+    x, y, s, t = rnd(2, 19, 5, 3, seed=30), rnd(2, 19, 5, 3, seed=31), rnd(19, seed=32), rnd(19, seed=33)
+    a = Act(act, *(encoded(act, values) + (1.0, 1.0))[:2]) if act != "none" else Act()
+    xd, yd = nhwc(x).to(dtype), nhwc(y).to(dtype)
+    close(nchw(broadcast_binary(xd, yd, "add", scale=0.5, act=a, config=config)), ref_act(q(x, dtype) * 0.5 + q(y, dtype)),
+          dtype)
+    close(nchw(broadcast_binary(xd, s, "affine", shift=t, act=a, config=config)),
+          ref_act(q(x, dtype) * s.view(1, -1, 1, 1) + t.view(1, -1, 1, 1)), dtype)
+    close(nchw(broadcast_binary(xd, None, "none", act=a, config=config)), ref_act(q(x, dtype)), dtype)
+    r = rnd(3, 19, seed=34)
+    close(broadcast_binary(r.to(dtype), s, "affine", shift=t, act=a), ref_act(q(r, dtype) * s + t), dtype)
+    with pytest.raises(ValueError, match="shift for op='affine' only"):
+        broadcast_binary(xd, s, "affine")
+    with pytest.raises(ValueError, match="y is needed except for op='none'"):
+        broadcast_binary(xd, None, "add")
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["fp32", "fp16"])
 @pytest.mark.parametrize("groups, affine, config", [(1, True, None), (4, True, None), (12, False, None),
                                                     (3, True, dict(BLOCK_P=4, BLOCK_K=2))])
 def test_group_norm(groups, affine, config, dtype):

@@ -152,8 +152,24 @@ network routed {
 }
 """
 
+# What the passes cannot fuse, each its own kernel: an add after an SE gate's mul, standalone
+# bn / scale (x·s + t) and activations, a concat that reads the input and one value twice (copied).
+UNFUSED = """
+network unfused {
+  x = input 6x5x5
+  a = conv 3x3 6 pad=1 -> bn
+  g = @a -> avgpool global -> conv 1x1 6 -> sigmoid
+  m = mul @a @g
+  add @m @x -> relu
+  y = maxpool 3x3 stride=1 pad=1 -> bn -> relu -> gelu approximate=tanh -> scale
+  c = concat @y @x @y
+  output @c
+  add @c @c @c scale=0.5 -> avgpool global -> flatten -> bn -> elu -> fc 3
+}
+"""
+
 NETS = {"conv_bn": CONV_BN, "residuals": RESIDUALS, "concats": CONCATS, "highway": HIGHWAY, "pools": POOLS,
-        "routed": ROUTED}
+        "routed": ROUTED, "unfused": UNFUSED}
 
 
 @pytest.mark.parametrize("name", sorted(NETS))
@@ -161,7 +177,7 @@ def test_hand_made_networks_fp32(name):
     assert_matches(compile_net(NETS[name]))
 
 
-@pytest.mark.parametrize("name", ["residuals", "concats", "routed"])
+@pytest.mark.parametrize("name", ["residuals", "concats", "routed", "unfused"])
 def test_hand_made_networks_fp16(name):
     assert_matches(compile_net(NETS[name]), dtype=torch.float16)
 
@@ -169,14 +185,19 @@ def test_hand_made_networks_fp16(name):
 def test_fusions_and_fallbacks_are_reported():
     r = plan_launch(compile_net(RESIDUALS)).report
     assert r.optimize.residual_adds_fused == 6 and r.kernel_ops["conv2d"] == 11
-    assert [f[0] for f in r.fallbacks] == ["add2"]  # add @x @x: one producer twice, not fused
-    assert "add2: add (torch lowering)  [<string>:11:3]" in str(r)
+    assert not r.fallbacks and r.kernel_ops["add (elementwise)"] == 1  # add @x @x: not fused, its own kernel
     hw = plan_launch(compile_net(HIGHWAY)).report
     assert hw.optimize.highways_fused == 2 and [f[0] for f in hw.fallbacks] == ["h3.highway1"]
     cc = plan_launch(compile_net(CONCATS)).report
     assert cc.optimize.concats_eliminated >= 2
     rt = plan_launch(compile_net(ROUTED)).report  # m1's 1x1 branch routed; m2's second slice copied by a kernel
     assert rt.routed == 2 and not rt.fallbacks and rt.kernel_ops["slice copy"] == 1
+    un = plan_launch(compile_net(UNFUSED)).report
+    assert not un.fallbacks and un.optimize.residual_adds_fused == 0
+    assert {k: un.kernel_ops[k] for k in ("add (elementwise)", "bn (x·s + t)", "scale (x·s + t)", "concat copy",
+                                          "relu (elementwise)", "gelu (elementwise)", "elu (elementwise)")} == {
+        "add (elementwise)": 2, "bn (x·s + t)": 2, "scale (x·s + t)": 1, "concat copy": 1,
+        "relu (elementwise)": 2, "gelu (elementwise)": 1, "elu (elementwise)": 1}
 
 
 def test_check_names_the_source_line():
@@ -235,7 +256,7 @@ def test_forward_does_no_planning(monkeypatch):
     """Every step is bound to its buffer views once per batch size: after construction a forward
     pass reads neither the graph nor the graph helpers (taken away here), on a network with
     eliminated, nested concats and routed slices, for new and seen batch sizes alike."""
-    for source, shape in ((CONCATS, (4, 5, 5)), (ROUTED, (3, 5, 5))):
+    for source, shape in ((CONCATS, (4, 5, 5)), (ROUTED, (3, 5, 5)), (UNFUSED, (6, 5, 5))):
         graph = compile_net(source)
         module = reference(graph)
         net = to_triton(graph, module.state_dict(), device="cpu", dtype=torch.float32)

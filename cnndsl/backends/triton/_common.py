@@ -32,7 +32,7 @@ DTYPES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
 """The dtypes the kernels accept, with their Triton signature names."""
 
 FLOAT_ARGS = frozenset({"scale", "act_a", "act_s", "post_a", "post_s", "gate_a", "gate_s", "pre_a", "pre_s", "beta",
-                        "k", "alpha_over_n", "eps"})
+                        "k", "alpha_over_n", "eps", "RH", "RW"})
 """Scalar kernel arguments that are fp32 (every other non-pointer, non-constexpr one is i32)."""
 
 

@@ -1,13 +1,18 @@
 """Element-wise kernels on NHWC maps (or [N, F] rows) with a broadcast second operand.
 
-    broadcast_binary(x, y, op="mul", out=None)   out = x·y, or PReLU: x where x ≥ 0 else y·x
-    channel_shuffle(x, groups, out=None)          ShuffleNet's channel shuffle: a permutation of each pixel's channels
+    broadcast_binary(x, y, op="mul", out=None, act=Act())   out = act(x·y), act(PReLU), act(x·scale + y),
+                                                         act(x·y + z) (a per-channel affine) or act(x)
+    channel_shuffle(x, groups, out=None)          ShuffleNet's channel shuffle: a permutation of each pixel's
+                                                  channels (one group: a strided copy, e.g. into a concat slice)
 
 `y` broadcasts against `x` by PyTorch's rules (stride 0 on its size-1 dims), which covers the ops
 the passes leave standing: a squeeze-and-excitation gate ``[N, 1, 1, C]`` times its map (`mul`), a
-per-channel vector ``[C]`` (an unfolded `layerscale`, `prelu channels=true`) and one slope ``[1]``
-(`prelu`). One program tiles ``BLOCK_P`` pixels by ``BLOCK_C`` channels; maths in fp32, stored in
-the output's dtype.
+per-channel vector ``[C]`` (an unfolded `layerscale`, `prelu channels=true`, a batch norm's scale
+and shift that nothing could absorb) and one slope ``[1]`` (`prelu`); `add` sums two maps of one
+shape (a residual the passes could not fuse into a conv, e.g. after an SE gate). `act` is any
+activation of the registry (`activations.activation`), so a standalone activation is `op="none"`.
+One program tiles ``BLOCK_P`` pixels by ``BLOCK_C`` channels; maths in fp32, stored in the
+output's dtype.
 """
 
 import torch
@@ -15,8 +20,11 @@ import triton
 import triton.language as tl
 
 from cnndsl.backends.triton import _common as C
+from cnndsl.backends.triton.activations import act_code, activation
+from cnndsl.backends.triton.epilogue import Act
 
-OPS = {"mul": 0, "prelu": 1}
+NO_ACT = Act()
+OPS = {"mul": 0, "prelu": 1, "add": 2, "affine": 3, "none": 4}
 """The binary ops the kernel knows, by the code its ``OP`` constexpr takes."""
 
 
@@ -24,12 +32,16 @@ OPS = {"mul": 0, "prelu": 1}
 def _binary_kernel(
     x_ptr,  # first operand [N, H, W, C]: (n, h, w, c) at n*sxn + h*sxh + w*sxw + c
     y_ptr,  # second operand, broadcast: (n, h, w, c) at n*syn + h*syh + w*syw + c*syc (stride 0: broadcast)
+    z_ptr,  # affine: the shift, laid out as y
     out_ptr,  # output [N, H, W, C]: (n, h, w, c) at n*son + h*soh + w*sow + c
     P, H, W, C,  # pixels N*H*W, grid and channels
     sxn, sxh, sxw,  # x strides (elements; channel stride 1)
     syn, syh, syw, syc,  # y strides (0 on broadcast dims)
     son, soh, sow,  # out strides (channel stride 1)
-    OP: tl.constexpr,  # 0: x·y; 1: PReLU, x if x ≥ 0 else y·x
+    scale,  # add: x·scale + y (a scaled residual)
+    act_a, act_s,  # the activation's scalars
+    OP: tl.constexpr,  # 0: x·y; 1: PReLU, x if x ≥ 0 else y·x; 2: x·scale + y; 3: x·y + z; 4: x
+    ACT: tl.constexpr,  # then this activation (activations.ACTIVATIONS; 0: none)
     BLOCK_P: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
     p = tl.program_id(0) * BLOCK_P + tl.arange(0, BLOCK_P)
@@ -43,11 +55,19 @@ def _binary_kernel(
     yo = (n64 * syn + h64 * syh + w64 * syw)[:, None] + (c64 * syc)[None, :]
     oo = (n64 * son + h64 * soh + w64 * sow)[:, None] + c64[None, :]
     x = tl.load(x_ptr + xo, mask=mask, other=0.0).to(tl.float32)
-    y = tl.load(y_ptr + yo, mask=mask, other=0.0).to(tl.float32)
-    if OP == 0:
-        r = x * y
+    if OP == 4:
+        r = x
     else:
-        r = tl.where(x >= 0.0, x, y * x)
+        y = tl.load(y_ptr + yo, mask=mask, other=0.0).to(tl.float32)
+        if OP == 0:
+            r = x * y
+        elif OP == 1:
+            r = tl.where(x >= 0.0, x, y * x)
+        elif OP == 2:
+            r = x * scale + y
+        else:
+            r = x * y + tl.load(z_ptr + yo, mask=mask, other=0.0).to(tl.float32)
+    r = activation(r, ACT, act_a, act_s)
     tl.store(out_ptr + oo, r.to(out_ptr.dtype.element_ty), mask=mask)
 
 
@@ -57,7 +77,7 @@ _CONFIGS = [
     C.config(BLOCK_P=128, BLOCK_C=64, num_warps=8),
     C.config(BLOCK_P=256, BLOCK_C=16, num_warps=4),
 ]
-_tuned = C.autotuned(_binary_kernel, _CONFIGS, ["P", "C", "OP"], prune=C.prune_by_extent({"BLOCK_P": "P",
+_tuned = C.autotuned(_binary_kernel, _CONFIGS, ["P", "C", "OP", "ACT"], prune=C.prune_by_extent({"BLOCK_P": "P",
                                                                                          "BLOCK_C": "C"}))
 
 
@@ -74,41 +94,53 @@ def _as_nhwc(name: str, t: torch.Tensor) -> torch.Tensor:
 
 def broadcast_binary(
     x: torch.Tensor,
-    y: torch.Tensor,
+    y: torch.Tensor | None,
     op: str = "mul",
     *,
+    shift: torch.Tensor | None = None,
+    scale: float = 1.0,
+    act: Act = NO_ACT,
     out: torch.Tensor | None = None,
     config: triton.Config | dict | None = None,
 ) -> torch.Tensor:
-    """`op` of x and y broadcast to x's shape (see the module docstring); returns out.
+    """act(`op` of x and y broadcast to x's shape) (see the module docstring); returns out.
 
     x and out: NHWC maps or [N, F] rows with unit channel stride (channel slices of a larger buffer
     allowed); out defaults to a new tensor like x and may be x itself (each element is read by the
-    program that writes it). `config` may pin ``BLOCK_P`` and ``BLOCK_C``.
+    program that writes it). y: None for `op="none"`; `shift`: the affine's, shaped like y.
+    `config` may pin ``BLOCK_P`` and ``BLOCK_C``.
     """
     if op not in OPS:
         raise ValueError(f"op must be one of {', '.join(OPS)}, got {op!r}")
+    if (y is None) != (op == "none") or (shift is not None) != (op == "affine"):
+        raise ValueError(f"op {op!r}: y is needed except for op='none', shift for op='affine' only")
+    y = x if y is None else y
     C.check_dtype("x", x)
     C.check_dtype("y", y)
     try:
         yb = y.expand(x.shape)
+        zb = yb if shift is None else shift.expand(x.shape)
     except RuntimeError:
         raise ValueError(f"y of shape {tuple(y.shape)} does not broadcast to x's {tuple(x.shape)}") from None
+    if shift is not None and (shift.shape != y.shape or zb.stride() != yb.stride()):
+        raise ValueError(f"shift: expected y's shape {tuple(y.shape)} and layout, got {tuple(shift.shape)}")
     if out is None:
         out = torch.empty_like(x, memory_format=torch.contiguous_format)
     if tuple(out.shape) != tuple(x.shape):
         raise ValueError(f"out: expected shape {tuple(x.shape)}, got {tuple(out.shape)}")
     C.check_dtype("out", out)
-    C.check_same_device(x=x, y=y, out=out)
-    x4, y4, o4 = _as_nhwc("x", x), (yb[:, None, None, :] if yb.dim() == 2 else yb), _as_nhwc("out", out)
-    if not C.shares_storage(out, x):
+    C.check_same_device(x=x, y=y, shift=shift, out=out)
+    x4, o4 = _as_nhwc("x", x), _as_nhwc("out", out)
+    y4, z4 = ((t[:, None, None, :] if t.dim() == 2 else t) for t in (yb, zb))
+    if not C.shares_storage(out, x) and op != "none":
         C.no_alias(out, y=y)
     n, h, w, c = x4.shape
     p = n * h * w
-    args = dict(x_ptr=x4, y_ptr=y4, out_ptr=o4, P=p, H=h, W=w, C=c,
+    args = dict(x_ptr=x4, y_ptr=y4, z_ptr=z4, out_ptr=o4, P=p, H=h, W=w, C=c,
                 sxn=x4.stride(0), sxh=x4.stride(1), sxw=x4.stride(2),
                 syn=y4.stride(0), syh=y4.stride(1), syw=y4.stride(2), syc=y4.stride(3),
-                son=o4.stride(0), soh=o4.stride(1), sow=o4.stride(2), OP=OPS[op])
+                son=o4.stride(0), soh=o4.stride(1), sow=o4.stride(2), scale=float(scale),
+                act_a=float(act.a), act_s=float(act.s), OP=OPS[op], ACT=act_code(act.name))
     if p == 0 or c == 0:
         return out
 
@@ -178,9 +210,10 @@ def compile_specs(dtype: str = "fp16") -> list[tuple[object, dict[str, str], dic
     """Representative ``(kernel, signature, constexprs)`` tuples (each binary op, one with an fp32 parameter
     operand; the shuffle), for `triton.compile`."""
     specs = []
-    for code, y_dtype in ((0, dtype), (1, "fp32")):
-        cst = dict(OP=code, BLOCK_P=64, BLOCK_C=32)
-        specs.append((_binary_kernel, C.signature(_binary_kernel, {"*": dtype, "y_ptr": y_dtype}, cst), cst))
+    for code, y_dtype in ((0, dtype), (1, "fp32"), (2, dtype), (3, "fp32"), (4, dtype)):
+        cst = dict(OP=code, ACT=act_code("relu"), BLOCK_P=64, BLOCK_C=32)
+        specs.append((_binary_kernel, C.signature(_binary_kernel, {"*": dtype, "y_ptr": y_dtype, "z_ptr": y_dtype}, cst),
+                      cst))
     cst = dict(BLOCK_M=64, BLOCK_C=64)
     specs.append((_shuffle_kernel, C.signature(_shuffle_kernel, dtype, cst), cst))
     return specs

@@ -17,16 +17,16 @@ the NHWC (h, w, c) order; biases, prologue and post-norm vectors stay fp32) and 
   concat writes straight into its channel slice (`out=`, `c_offset=`), and a merged 1x1 conv
   writes the slice a concat needs there too (`route=`);
 - each IR node is one `Step`, run as the op table (table.py) says: a Triton kernel (`conv2d`
-  for fused_conv / highway_conv, with their prologue and epilogue, `linear` for fused_fc / highway_fc, `pool2d` / `global_pool2d`,
-  `local_response_norm`, `softmax_lastdim`, `euclidean_rbf`, `broadcast_binary` for mul, an unfolded
-  layerscale and prelu, `group_norm`, `layer_norm_lastdim`, `channel_shuffle`, the same kernel with one group
-  copying a channel slice into its concat, `upsample2d`), a view (flatten of a map read
-  only by fc layers, dropout, a channel slice), nothing (an eliminated concat, a routed slice),
-  or a *torch fallback*: the node's torch lowering applied to NCHW copies of its inputs and
-  written back into its buffer (what the passes leave unfused: a bn read by a pool and by
-  something else, an add of one tensor to itself, a concat of an input, standalone
-  activations, …). Fallbacks are counted
-  and listed in `net.report`; no zoo network has one;
+  for fused_conv / highway_conv, with their prologue and epilogue, `linear` for fused_fc / highway_fc,
+  `pool2d` / `global_pool2d`, `upsample2d`, `local_response_norm`, `softmax_lastdim`, `euclidean_rbf`,
+  `group_norm`, `layer_norm_lastdim`, `channel_shuffle`; `broadcast_binary` for mul, an unfolded
+  layerscale and prelu, and for what the passes leave unfused: a standalone activation, an add, a bn
+  or scale as x·s + t; `channel_shuffle` with one group copying a slice or a concat's operands into
+  its buffer), a view (flatten of a map read only by fc layers, dropout, a channel slice), nothing
+  (an eliminated concat, a routed slice), or a *torch fallback*: the node's torch lowering applied
+  to NCHW copies of its inputs and written back into its buffer (a zero-padding shortcut or a
+  highway gate the passes could not fuse). Fallbacks are counted and listed in `net.report`; no
+  zoo network has one;
 - each step is bound once per batch size to its buffer views (`_bind`): a forward pass only
   launches, with no graph lookups or slice resolution;
 - each step keeps the `.cnn` spans of the IR nodes it covers (its own and those it absorbed:
@@ -44,6 +44,7 @@ the kernels are imported), which is how the tests run it.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -65,9 +66,11 @@ from cnndsl.backends.triton.plan import LaunchPlan, LaunchReport, Step, plan_lau
 from cnndsl.backends.triton.pool import global_pool2d, pool2d, upsample2d
 from cnndsl.backends.triton.rbf import euclidean_rbf
 from cnndsl.backends.triton.softmax import softmax_lastdim
-from cnndsl.backends.triton.table import CHANNEL_FAMILY, CONV_FAMILY, FC_FAMILY, RBF_FAMILY
+from cnndsl.backends.triton.table import CHANNEL_FAMILY, CONV_FAMILY, ELEMENTWISE, FC_FAMILY, RBF_FAMILY
 from cnndsl.ir.graph import in_shapes, inputs_of
+from cnndsl.ir.registry import REGISTRY
 from cnndsl.passes.concat_elim import resolve_slice
+from cnndsl.passes.fold_bn import affine
 
 __all__ = ["LaunchPlan", "LaunchReport", "Step", "TritonNetwork", "plan_launch", "to_triton"]
 
@@ -122,6 +125,8 @@ class _Prepared:
     target: _Target | None
     route: tuple[int, int, _Target] | None
     hwc: tuple[tuple[int, int, int] | None, ...]  # per input: the (C, H, W) of a flat one in (h, w, c) order
+    shapes: tuple[tuple[int, ...], ...]  # per input: its IR shape
+    shape: tuple[int, ...]  # the step's output shape
 
 
 class TritonNetwork:
@@ -182,6 +187,9 @@ class TritonNetwork:
                         for key in keys:
                             p[key] = self._tensor(weights[f"{node}.{key}"], torch.float32).contiguous()
                 self._params[node] = p
+            elif step.family == ELEMENTWISE and step.op in ("bn", "scale"):  # x·s + t, s and t fp32 [C]
+                s, t = affine(g, node, weights)
+                self._params[node] = {"scale": self._tensor(s, torch.float32), "shift": self._tensor(t, torch.float32)}
             elif step.family in (CHANNEL_FAMILY, "group_norm", "layer_norm_lastdim"):
                 # γ (layerscale), the slopes (prelu), or a norm's γ and β (none without affine): fp32 vectors
                 self._params[node] = {k: self._tensor(weights[f"{node}.{k}"], torch.float32).reshape(-1).contiguous()
@@ -215,7 +223,9 @@ class TritonNetwork:
                 sl = g.nodes[attrs["route"]]["attrs"]
                 route = (sl["start"], sl["stop"], _Target.of(g, attrs["route"]))
             hwc = tuple(self.plan.hwc_flat.get(s) for s in inputs_of(g, st.node))
-            prepared.append(_Prepared(st, attrs, srcs, _Target.of(g, st.node) if writes else None, route, hwc))
+            shapes = tuple(tuple(s) for s in in_shapes(g, st.node))
+            prepared.append(_Prepared(st, attrs, srcs, _Target.of(g, st.node) if writes else None, route, hwc,
+                                      shapes, tuple(g.nodes[st.node]["shape"])))
         return prepared
 
     def _bind(self, batch: int) -> list[tuple[Run, tuple[int, ...]]]:
@@ -301,8 +311,8 @@ class TritonNetwork:
 
     def _mul(self, p: _Prepared, bufs: list[torch.Tensor], batch: int) -> Run:
         """A product: the operand of the output's shape times the others (gates broadcast), into out."""
-        out, shapes = p.target.view(bufs, batch), [tuple(s) for s in in_shapes(self.graph, p.step.node)]
-        first = shapes.index(tuple(self.graph.nodes[p.step.node]["shape"]))
+        out, shapes = p.target.view(bufs, batch), list(p.shapes)
+        first = shapes.index(p.shape)
         rest = [i for i in range(len(shapes)) if i != first]
 
         def run(ins: list[torch.Tensor]) -> torch.Tensor:
@@ -326,6 +336,37 @@ class TritonNetwork:
         if p.step.op == "groupnorm":
             return lambda ins: group_norm(ins[0], a["groups"], weight, bias, a["eps"], out=out)
         return lambda ins: layer_norm_lastdim(ins[0], weight, bias, a["eps"], out=out)
+
+    def _elementwise(self, p: _Prepared, bufs: list[torch.Tensor], batch: int) -> Run:
+        """What the passes could not fuse: an activation (op none), an add (x·scale + y, then + z …),
+        a bn or scale (x·s + t): one kernel (a chain for a sum of more than two)."""
+        out, op, a = p.target.view(bufs, batch), p.step.op, p.attrs
+        if op == "add":
+            def run(ins: list[torch.Tensor]) -> torch.Tensor:
+                broadcast_binary(ins[0], ins[1], "add", scale=a.get("scale", 1.0), out=out)
+                for extra in ins[2:]:
+                    broadcast_binary(out, extra, "add", out=out)
+                return out
+
+            return run
+        if op in ("bn", "scale"):
+            w = self._params[p.step.node]
+            return lambda ins: broadcast_binary(ins[0], w["scale"], "affine", shift=w["shift"], out=out)
+        act = Act(op, *REGISTRY[op].maths.scalar_values(a))  # type: ignore[union-attr]
+        return lambda ins: broadcast_binary(ins[0], None, "none", act=act, out=out)
+
+    def _concat_copy(self, p: _Prepared, bufs: list[torch.Tensor], batch: int) -> Run:
+        """A concat whose producers could not write into it: each operand copied into its channel slice."""
+        out = p.target.view(bufs, batch)
+        bounds = list(itertools.accumulate((s[0] for s in p.shapes), initial=0))
+        slices = [out[..., lo:hi] for lo, hi in zip(bounds, bounds[1:])]
+
+        def run(ins: list[torch.Tensor]) -> torch.Tensor:
+            for x, dst in zip(ins, slices):
+                channel_shuffle(x, 1, out=dst)  # one group: a strided copy
+            return out
+
+        return run
 
     def _shuffle(self, p: _Prepared, bufs: list[torch.Tensor], batch: int) -> Run:
         out, groups = p.target.view(bufs, batch), p.attrs["groups"]
@@ -527,6 +568,8 @@ _LAUNCH: dict[str, Callable[[TritonNetwork, _Prepared, list[torch.Tensor], int],
     CHANNEL_FAMILY: TritonNetwork._channelwise,
     "group_norm": TritonNetwork._norm,
     "channel_shuffle": TritonNetwork._shuffle,
+    ELEMENTWISE: TritonNetwork._elementwise,
+    "concat copy": TritonNetwork._concat_copy,
     "layer_norm_lastdim": TritonNetwork._norm,
     RBF_FAMILY: TritonNetwork._rbf,
     "input": TritonNetwork._input,

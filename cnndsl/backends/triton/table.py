@@ -87,8 +87,7 @@ def _lowered(op: str, reason: str) -> tuple[Rule, ...]:
     return (_torch(reason, note=f"{op} (torch lowering)"),)
 
 
-_ACT = "a standalone activation: the passes fuse one that follows a conv, an fc or a fused add"
-_NORM = "a {} that fold_bn, fuse_post_norm and fuse_prologue could not absorb into a conv or fc"
+ELEMENTWISE = "elementwise"  # broadcast_binary: what the passes could not fuse into a conv or fc
 
 TABLE: dict[str, tuple[Rule, ...]] = {
     "input": (Rule("input", "input", "copy in (NCHW → NHWC)"),),
@@ -104,23 +103,23 @@ TABLE: dict[str, tuple[Rule, ...]] = {
     **{op: (Rule("view", "identity"),) for op in IDENTITIES},  # a no-op drop_noops left: a network output
     "mul": (Rule("triton", "broadcast_binary"),),
     "concat": (Rule("none", "none", "eliminated concat (producers write its slices)", when=_eliminated),
-               _torch("concat_elim could not eliminate it (e.g. a producer read elsewhere, or an input)",
-                      note="concat (torch lowering)")),
+               Rule("triton", "concat copy")),  # a producer read elsewhere, or an input: copied into its slice
     "slice": (Rule("view", "slice", "channel slice", when=_plain_slice),
               Rule("none", "none", lambda g, n: f"written into its concat slice by {routed_by(g, n)}", when=_routed),
               Rule("triton", "slice copy")),  # into its concat slice: channel_shuffle with one group
     "flatten": (Rule("view", "flatten", when=_flatten_is_view),
                 _torch("a map read in (c, h, w) order by something other than an fc layer", family="flatten copy",
                        note="flatten in (c, h, w) order (NHWC → NCHW copy)")),
-    **{op: _lowered(op, _ACT) for op in ops_with("activation")},  # every registry activation
-    "bn": _lowered("bn", _NORM.format("batch norm")),
-    "scale": _lowered("scale", _NORM.format("channel scale")),
+    # standalone (the passes fuse one after a conv, an fc or a fused add): every registry activation
+    **{op: (Rule("triton", ELEMENTWISE, f"{op} (elementwise)"),) for op in ops_with("activation")},
+    "bn": (Rule("triton", ELEMENTWISE, "bn (x·s + t)"),),  # one that fold_bn, fuse_post_norm, fuse_prologue left
+    "scale": (Rule("triton", ELEMENTWISE, "scale (x·s + t)"),),
     "layerscale": (Rule("triton", CHANNEL_FAMILY, "broadcast_binary"),),  # one the passes could not fold
     "prelu": (Rule("triton", CHANNEL_FAMILY, "broadcast_binary"),),
     "groupnorm": (Rule("triton", "group_norm"),),
     "channel_shuffle": (Rule("triton", "channel_shuffle"),),
     "layernorm": (Rule("triton", "layer_norm_lastdim"),),
-    "add": _lowered("add", "an add fuse_epilogue could not fuse as a residual (e.g. one tensor added to itself)"),
+    "add": (Rule("triton", ELEMENTWISE, "add (elementwise)"),),  # one fuse_epilogue could not fuse (x + x, after mul)
     "zeropad": _lowered("zeropad", "an option-A shortcut not fused as a conv's zeropad residual"),
     "highway": _lowered("highway", "a highway gate fuse_epilogue could not pair into a highway_conv / highway_fc"),
     "conv": _lowered("conv", "a conv the passes left as it is (fuse_epilogue rewrites every conv to fused_conv)"),
