@@ -217,6 +217,17 @@ def _output_buffer(x: torch.Tensor, rows: tuple[int, ...], c: int, out: torch.Te
     return out, C.row_stride("out", out)
 
 
+def _launch_tiles(kernel, tuned, args: dict, config, p: int, c: int, buf: torch.Tensor,
+                  c_offset: int) -> torch.Tensor:
+    """Launch a kernel tiled as BLOCK_P output pixels × BLOCK_C channels; return the channel slice written."""
+    def grid(meta):
+        return (triton.cdiv(p, meta["BLOCK_P"]), triton.cdiv(c, meta["BLOCK_C"]))
+
+    C.launch(kernel, tuned, grid, args, config,
+             lambda: C.config(BLOCK_P=C.clamp_pow2(p, 16, 128), BLOCK_C=C.clamp_pow2(c, 16, 64)))
+    return buf[..., c_offset:c_offset + c]
+
+
 def pool2d(
     x: torch.Tensor,
     mode: str,
@@ -274,14 +285,7 @@ def pool2d(
                 stride_xn=x.stride(0), stride_xh=x.stride(1), stride_xw=x.stride(2),
                 stride_op=stride_op, c_offset=c_offset, IS_MAX=mode == "max", ADAPTIVE=adaptive,
                 COUNT_INCLUDE_PAD=bool(count_include_pad))
-    p = n * oh * ow
-
-    def grid(meta):
-        return (triton.cdiv(p, meta["BLOCK_P"]), triton.cdiv(c, meta["BLOCK_C"]))
-
-    C.launch(_pool_kernel, _pool_tuned, grid, args, config,
-             lambda: C.config(BLOCK_P=C.clamp_pow2(p, 16, 128), BLOCK_C=C.clamp_pow2(c, 16, 64)))
-    return buf[..., c_offset:c_offset + c]
+    return _launch_tiles(_pool_kernel, _pool_tuned, args, config, n * oh * ow, c, buf, c_offset)
 
 
 def global_pool2d(
@@ -356,14 +360,7 @@ def upsample2d(
     args = dict(x_ptr=x, out_ptr=buf, N=n, H=h, W=w, C=c, OH=oh, OW=ow, SH=sh, SW=sw, RH=rh, RW=rw,
                 stride_xn=x.stride(0), stride_xh=x.stride(1), stride_xw=x.stride(2), stride_op=stride_op,
                 c_offset=c_offset, BILINEAR=mode == "bilinear", ALIGN=bool(align_corners))
-    p = n * oh * ow
-
-    def grid(meta):
-        return (triton.cdiv(p, meta["BLOCK_P"]), triton.cdiv(c, meta["BLOCK_C"]))
-
-    C.launch(_upsample_kernel, _upsample_tuned, grid, args, config,
-             lambda: C.config(BLOCK_P=C.clamp_pow2(p, 16, 128), BLOCK_C=C.clamp_pow2(c, 16, 64)))
-    return buf[..., c_offset:c_offset + c]
+    return _launch_tiles(_upsample_kernel, _upsample_tuned, args, config, n * oh * ow, c, buf, c_offset)
 
 
 def compile_specs(dtype: str = "fp16") -> list[tuple[object, dict[str, str], dict[str, object]]]:
