@@ -1,4 +1,4 @@
-"""`cnndsl fmt` properties (Hypothesis): generated programs written with random spacing, line
+"""`cnndsl fmt` properties (Hypothesis, and every zoo file under fixed seeds): generated programs written with random spacing, line
 breaks, backslashes, blank lines and comments, and zoo files with their whitespace scrambled,
 format idempotently and compile to the same IR as before (spans aside); scrambling only the
 spaces and indentation of a zoo file changes nothing but the padding before trailing comments.
@@ -9,12 +9,13 @@ from __future__ import annotations
 import random
 import re
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from cnndsl.tools import fmt
 from cnndsl.tools.fmt import format_source
-from tests.test_fmt import ALL, NETWORKS, PROPERTY, ir, same_ast
+from tests.test_fmt import ALL, NETWORKS, PROPERTY, ir, rel, same_ast
 
 # ---- generated programs -----------------------------------------------------------------------
 
@@ -253,4 +254,24 @@ def test_scrambled_lines_keep_the_program(path, r):
     once = format_source(scrambled, str(path))
     assert format_source(once, str(path)) == once
     if path in NETWORKS:
+        assert ir(once, path) == ir(text, path)
+
+
+# Every zoo file, not just those Hypothesis happens to sample: three fixed seeds each way.
+@pytest.mark.parametrize("path", ALL, ids=rel)
+def test_every_zoo_file_survives_scrambling(path):
+    text = path.read_text(encoding="utf-8")
+    canonical = format_source(text, str(path))
+    for seed in range(3):
+        for lines in (False, True):
+            if not lines and path not in VERBATIM_FREE:
+                continue
+            scrambled = scramble(text, random.Random(seed), lines)
+            assert same_ast(scrambled, text), (seed, lines)
+            once = format_source(scrambled, str(path))
+            assert format_source(once, str(path)) == once, (seed, lines)
+            if not lines:
+                assert without_comment_padding(once) == without_comment_padding(canonical), seed
+    if path in NETWORKS:
+        once = format_source(scramble(text, random.Random(0), True), str(path))
         assert ir(once, path) == ir(text, path)
