@@ -20,6 +20,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--full", action="store_true",
                      help="tests/test_triton_zoo.py: every zoo network at its real input size and class count "
                           "(for a GPU machine, with TRITON_INTERPRET=0; hours under the interpreter)")
+    parser.addoption("--variants", action="store_true",
+                     help="tests/test_triton_zoo.py: run every modern zoo file under Triton, not one per family "
+                          "(about an hour under the interpreter on 2 cores)")
 
 
 @pytest.fixture

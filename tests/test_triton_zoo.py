@@ -59,7 +59,16 @@ REDUCED: dict[str, str | None] = {
     "resnet18.cnn": "3x16x16",
     "mobilenet_v2.cnn": "3x32x32",
     "efficientnet_b0.cnn": "3x32x32",
-    "densenet121.cnn": "3x32x32",
+    **{f"densenet{n}.cnn": "3x32x32" for n in (121, 161, 169, 201)},
+    **{f"efficientnet_b{b}.cnn": "3x32x32" for b in range(1, 8)},
+    **{f: "3x16x16" for f in ("resnext50_32x4d.cnn", "resnext101_32x8d.cnn", "resnext101_64x4d.cnn",
+                              "wide_resnet50_2.cnn", "wide_resnet101_2.cnn")},
+    "mobilenet_v3_large.cnn": "3x32x32",
+    "mobilenet_v3_small.cnn": "3x32x32",
+    **{f"mnasnet{a}.cnn": "3x32x32" for a in ("0_5", "0_75", "1_0", "1_3")},
+    **{f"shufflenet_v2_{x}.cnn": "3x32x32" for x in ("x0_5", "x1_0", "x1_5", "x2_0")},
+    **{f"regnet_{k}_{s}.cnn": "3x32x32" for k in "xy" for s in ("400mf", "800mf", "1_6gf", "3_2gf", "8gf", "16gf", "32gf")},
+    "regnet_y_128gf.cnn": "3x32x32",
     "resnet34.cnn": "3x16x16",
     "resnet50.cnn": "3x16x16",
     "resnet101.cnn": "3x16x16",
@@ -76,6 +85,13 @@ REDUCED: dict[str, str | None] = {
 }
 
 FILES = sorted(p.relative_to(ZOO).as_posix() for p in ZOO.rglob("*.cnn") if p.parent.name != "lib")
+# The forward check on CI: every classic network, and one member of each modern family (the
+# others differ from it in widths and depths only: the same ops, so the same kernels).
+# `pytest --variants` checks every file; every file's plan is checked for fallbacks always.
+VARIANTS = {f for f in FILES if f.startswith(("densenet", "efficientnet", "mobilenet_v3", "mnasnet", "shufflenet",
+                                              "regnet", "resnext", "wide_resnet"))}
+REPRESENTATIVES = {"densenet121.cnn", "efficientnet_b0.cnn", "mobilenet_v3_small.cnn", "mnasnet0_5.cnn",
+                   "shufflenet_v2_x0_5.cnn", "regnet_x_400mf.cnn", "regnet_y_400mf.cnn", "resnext50_32x4d.cnn"}
 
 
 def test_every_zoo_network_is_covered():
@@ -99,9 +115,14 @@ def _graph(file: str, full: bool):
     return cnndsl.compile_file(path, input=REDUCED[file], set=sets).graph
 
 
+def pytest_generate_tests(metafunc):
+    if metafunc.function.__name__ == "test_zoo_network_matches_torch":
+        every = metafunc.config.getoption("--variants") or metafunc.config.getoption("--full")
+        metafunc.parametrize("file", [f for f in FILES if every or f not in VARIANTS or f in REPRESENTATIVES])
+
+
 @pytest.mark.usefixtures("one_thread")
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["fp32", "fp16"])
-@pytest.mark.parametrize("file", FILES)
 def test_zoo_network_matches_torch(file: str, dtype: torch.dtype, request):
     full = request.config.getoption("--full")
     device = "cuda" if torch.cuda.is_available() and not interpret_env() else "cpu"

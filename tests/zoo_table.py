@@ -61,16 +61,26 @@ ROWS = [
     Row("mobilenet_v2.cnn", 3_504_872, f"{TV} `mobilenet_v2`"),
     *[Row("mobilenet_v2.cnn", p, f"count: torchvision `mobilenet_v2(width_mult={w})`", {"width": w})
       for w, p in [(0.35, 1_677_128), (0.5, 1_968_680), (0.75, 2_636_424), (1.4, 6_108_776)]],
-    Row("densenet121.cnn", 7_978_856, f"{TV} `densenet121`"),
-    Row("densenet121.cnn", 14_149_480, "count: torchvision `densenet169`", {"b3": 32, "b4": 32}),
-    Row("densenet121.cnn", 20_013_928, "count: torchvision `densenet201`", {"b3": 48, "b4": 32}),
-    Row("densenet121.cnn", 28_681_000, "count: torchvision `densenet161`",
-        {"growth": 48, "stem": 96, "b3": 36, "b4": 24}),
-    Row("efficientnet_b0.cnn", 5_288_548, f"{TV} `efficientnet_b0`"),
-    *[Row("efficientnet_b0.cnn", p, f"count: torchvision `efficientnet_b{b}`",
-          {"width": w, "depth": d, "drop": drop, **({"eps": 0.001, "momentum": 0.01} if b >= 5 else {})})
-      for b, w, d, drop, p in [(1, 1.0, 1.1, 0.2, 7_794_184), (2, 1.1, 1.2, 0.3, 9_109_994),
-                               (3, 1.2, 1.4, 0.3, 12_233_232), (4, 1.4, 1.8, 0.4, 19_341_616),
-                               (5, 1.6, 2.2, 0.4, 30_389_784), (6, 1.8, 2.6, 0.5, 43_040_704),
-                               (7, 2.0, 3.1, 0.5, 66_347_960)]],
+    *[Row(f"densenet{n}.cnn", p, f"{TV} `densenet{n}`")
+      for n, p in [(121, 7_978_856), (161, 28_681_000), (169, 14_149_480), (201, 20_013_928)]],
+    *[Row(f"efficientnet_b{b}.cnn", p, f"{TV} `efficientnet_b{b}`")
+      for b, p in enumerate([5_288_548, 7_794_184, 9_109_994, 12_233_232, 19_341_616, 30_389_784,
+                             43_040_704, 66_347_960])],
+    Row("resnext50_32x4d.cnn", 25_028_904, f"{TV} `resnext50_32x4d`"),
+    Row("resnext101_32x8d.cnn", 88_791_336, f"{TV} `resnext101_32x8d`"),
+    Row("resnext101_64x4d.cnn", 83_455_272, f"{TV} `resnext101_64x4d`"),
+    Row("wide_resnet50_2.cnn", 68_883_240, f"{TV} `wide_resnet50_2`"),
+    Row("wide_resnet101_2.cnn", 126_886_696, f"{TV} `wide_resnet101_2`"),
+    Row("mobilenet_v3_large.cnn", 5_483_032, f"{TV} `mobilenet_v3_large`"),
+    Row("mobilenet_v3_small.cnn", 2_542_856, f"{TV} `mobilenet_v3_small`"),
+    *[Row(f"mnasnet{a}.cnn", p, f"{TV} `mnasnet{a}`")
+      for a, p in [("0_5", 2_218_512), ("0_75", 3_170_208), ("1_0", 4_383_312), ("1_3", 6_282_256)]],
+    *[Row(f"shufflenet_v2_{x}.cnn", p, f"{TV} `shufflenet_v2_{x}`")
+      for x, p in [("x0_5", 1_366_792), ("x1_0", 2_278_604), ("x1_5", 3_503_624), ("x2_0", 7_393_996)]],
+    *[Row(f"regnet_x_{s}.cnn", p, f"{TV} `regnet_x_{s}`")
+      for s, p in [("400mf", 5_495_976), ("800mf", 7_259_656), ("1_6gf", 9_190_136), ("3_2gf", 15_296_552),
+                   ("8gf", 39_572_648), ("16gf", 54_278_536), ("32gf", 107_811_560)]],
+    *[Row(f"regnet_y_{s}.cnn", p, f"{TV} `regnet_y_{s}`")
+      for s, p in [("400mf", 4_344_144), ("800mf", 6_432_512), ("1_6gf", 11_202_430), ("3_2gf", 19_436_338),
+                   ("8gf", 39_381_472), ("16gf", 83_590_140), ("32gf", 145_046_770), ("128gf", 644_812_894)]],
 ]

@@ -149,7 +149,7 @@ class Elaborator(Constructs):
             return self._input(stmt, ctx)
         if isinstance(stmt, ast.IfStmt):
             # only the branch taken is elaborated: the other may name what does not exist here
-            taken = boolean(self._eval(stmt.cond, ctx), stmt.cond.span, "an `if` condition")
+            taken = boolean(self._eval(stmt.cond, ctx, WORDS), stmt.cond.span, "an `if` condition")
             return self._body(stmt.then if taken else (stmt.orelse or []), ctx, flow)
         if isinstance(stmt, ast.OutputStmt):
             if ctx.outputs is None:
