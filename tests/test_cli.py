@@ -165,7 +165,7 @@ def test_readme_error_example_is_what_the_cli_prints(tmp_path, monkeypatch, caps
 
 def test_libraries_check_but_do_not_compile(capsys):
     assert main(["check", str(ZOO / "lib" / "resnet.cnn")]) == 0
-    assert "resnet.cnn: ok (a library of 3 blocks)" in capsys.readouterr().out
+    assert "resnet.cnn: ok (a library of 5 blocks)" in capsys.readouterr().out
     assert main(["summary", str(ZOO / "lib" / "resnet.cnn")]) == 1
     err = capsys.readouterr().err
     assert "lib/resnet.cnn:1:1: error:" in err and "defines no network (only blocks: basic, bottleneck, plain)" in err
