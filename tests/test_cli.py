@@ -168,4 +168,4 @@ def test_libraries_check_but_do_not_compile(capsys):
     assert "resnet.cnn: ok (a library of 5 blocks)" in capsys.readouterr().out
     assert main(["summary", str(ZOO / "lib" / "resnet.cnn")]) == 1
     err = capsys.readouterr().err
-    assert "lib/resnet.cnn:1:1: error:" in err and "defines no network (only blocks: basic, bottleneck, bottleneck_resnet, bottleneck_stage, plain)" in err
+    assert "lib/resnet.cnn:1:1: error:" in err and "defines no network (only blocks: basic, bottleneck, plain, bottleneck_stage, bottleneck_resnet)" in err
