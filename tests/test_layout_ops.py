@@ -12,6 +12,7 @@ nn = torch.nn
 
 import cnndsl  # noqa: E402
 from cnndsl import CompileError  # noqa: E402
+from cnndsl.backends.torch.weights import load_weights  # noqa: E402
 from tests.kernel_checks import rel  # noqa: E402
 from tests.test_docs import example_named  # noqa: E402
 from tests.test_modern_ops import triton_matches  # noqa: E402
@@ -110,11 +111,10 @@ def test_convnext_block_is_torchvisions_and_loads_its_weights_as_they_are():
             p.normal_(0, 0.2)
     net = cnndsl.compile_source(CONVNEXT)
     module = net.to_torch().eval()
-    sd = reference.state_dict()  # torchvision registers layer_scale first; the data flow reaches it after the MLP
-    keys = [k for k in sd if k != "0.layer_scale"]
-    keys.insert(keys.index("0.block.5.bias") + 1, "0.layer_scale")
-    assert [tuple(v.shape) for v in module.state_dict().values()] == [tuple(sd[k].shape) for k in keys]
-    module.load_state_dict(dict(zip(module.state_dict(), (sd[k] for k in keys))))
+    # torchvision registers layer_scale before the block that it follows in the data flow:
+    # pairing by call order puts a module's own tensors after those of the children it calls
+    pairs = load_weights(module, reference, order="calls")
+    assert [theirs for _, theirs in pairs][6:9] == ["0.block.5.weight", "0.block.5.bias", "0.layer_scale"]
     assert isinstance(module.channel_linear1, nn.Linear)
     assert net.summary().trainable_params == sum(p.numel() for p in reference.parameters())
     x = torch.randn(2, 16, 8, 8)

@@ -33,7 +33,12 @@ def owners(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 
 def _call_order(model: nn.Module, example: torch.Tensor) -> list[str]:
-    """Names of the tensor-owning submodules, in the order a forward pass first calls them."""
+    """Names of the tensor-owning submodules, in the order a forward pass first calls them.
+
+    A module is recorded when its call returns, so one that owns tensors and calls children
+    (torchvision's CNBlock holds `layer_scale` beside its `block`) is paired after them: the
+    data flow reaches its own tensors after the children's.
+    """
     clone = copy.deepcopy(model).train()
     for mod in clone.modules():  # batch statistics of a 1x1 map would fail on a small batch
         if isinstance(mod, nn.modules.batchnorm._BatchNorm):
@@ -42,13 +47,13 @@ def _call_order(model: nn.Module, example: torch.Tensor) -> list[str]:
     order: list[str] = []
     handles = []
 
-    def record(mod: nn.Module, args) -> None:  # noqa: ANN001
+    def record(mod: nn.Module, args, output) -> None:  # noqa: ANN001
         name = owner_of.get(id(mod))
         if name is not None and name not in order:
             order.append(name)
 
     for mod in clone.modules():
-        handles.append(mod.register_forward_pre_hook(record))
+        handles.append(mod.register_forward_hook(record))
     try:
         with torch.no_grad():
             clone(example)
