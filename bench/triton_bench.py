@@ -22,8 +22,10 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-MODELS = {"resnet50": (224,), "resnet152": (224,), "googlenet": (224,), "inception_v3": (299,), "vgg16": (224,),
-          "alexnet": (224,)}
+# the classics, then one network per modern kernel family: depthwise + SE (MobileNet, EfficientNet),
+# grouped convs + SE (RegNetY), layer norm + layer scale (ConvNeXt); inputs are each file's own
+MODELS = ["resnet50", "resnet152", "googlenet", "inception_v3", "vgg16", "alexnet",
+          "mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0", "regnet_y_8gf", "convnext_tiny"]
 PEAK_TFLOPS = {"H100": {"fp16": 989.0, "bf16": 989.0}, "H200": {"fp16": 989.0, "bf16": 989.0},
                "A100": {"fp16": 312.0, "bf16": 312.0}}  # dense tensor-core peaks (SXM), vendor data sheets
 

@@ -93,8 +93,12 @@ def test_mul_of_equal_shapes_and_of_three_operands():
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["fp32", "fp16"])
 def test_se_runs_in_triton_kernels(dtype):
+    """The gate read by a conv is multiplied into that conv's input loads; one that ends the
+    network (no conv reads it) runs as a broadcast product."""
     report = triton_matches(SE, dtype)
-    assert "broadcast_binary" in report
+    assert "1 SE gates multiplied in" in report and "broadcast_binary" not in report
+    report = triton_matches(SE.replace("mul @x @g -> conv 1x1 4", "mul @x @g"), dtype)
+    assert "SE gates" not in report and "broadcast_binary" in report
 
 
 # ---- identity and drop_path --------------------------------------------------------------

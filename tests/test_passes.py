@@ -20,6 +20,7 @@ from cnndsl.passes import (
     fold_bn,
     fuse_1x1,
     fuse_epilogue,
+    fuse_gate,
     fuse_post_norm,
     fuse_prologue,
     optimize,
@@ -401,6 +402,51 @@ def test_fuse_post_norm_takes_the_bn_after_a_fused_add():
     # then fuse_prologue takes what is left for the convs: the first unit's pre-activation
     both, _ = assert_same_function(graph, lambda g, w: fuse_prologue(*_to_post_norms(g, w)))
     assert {n for n, d in both.nodes(data=True) if d["attrs"].get("pre")} == {"preact_basic1.conv1"}
+
+
+# ---- fuse_gate ----------------------------------------------------------------------------
+
+GATES = """
+network gates {
+  input 6x5x5
+  x = conv 3x3 8 pad=1 -> relu
+  g = @x -> avgpool global -> conv 1x1 2 -> relu -> conv 1x1 8 -> sigmoid
+  a = mul @x @g -> conv 1x1 8
+  b = mul @g @a -> conv 3x3 4 pad=1 groups=2
+  c = @b -> bn -> relu
+  h = @c -> avgpool global -> conv 1x1 4 -> hardsigmoid
+  p = mul @c @h
+  q = @p -> conv 1x1 4
+  r = @p -> maxpool 3x3 /1 pad=1
+  add @q @r
+}
+"""
+
+
+def _to_gates(graph, weights):
+    return fuse_gate(*fuse_prologue(*fuse_epilogue(*fold_bn(graph, weights))))
+
+
+def test_fuse_gate_moves_se_products_into_the_convs_reading_them():
+    """A product of a map by its C×1×1 gate (either operand order) read only by convs is gone:
+    each reader gates what it loads; one read by a pool too stays a kernel of its own."""
+    graph = compile_net(GATES)
+    new, _ = assert_same_function(graph, _to_gates)
+    gated = {n: (inputs_of(new, n), d["attrs"]["pre_fused"]) for n, d in new.nodes(data=True)
+             if d["attrs"].get("in_gate")}
+    assert gated == {"conv4": (["conv1", "conv3"], ("mul1",)), "conv5": (["conv4", "conv3"], ("mul2",))}
+    assert [n for n, d in new.nodes(data=True) if d["op"] == "mul"] == ["mul3"]
+    assert optimize(graph)[2].gates_fused == 2
+    assert "gates" in str(optimize(graph)[2]) and "2 SE gates fused" in str(optimize(graph)[2])
+
+
+def test_fuse_gate_leaves_products_it_cannot_take():
+    """Two maps multiplied, a gated map that is an output, a gate read by a fc: all stay."""
+    src = ("network n {\n  x = input 4x3x3\n  a = conv 1x1 4\n  b = @x -> conv 1x1 4\n  m = mul @a @b -> conv 1x1 4\n"
+           "  g = @m -> avgpool global\n  o = mul @m @g\n  f = @o -> flatten -> fc 3\n  output @o\n  output @f\n}")
+    graph = compile_net(src)
+    new, _ = assert_same_function(graph, _to_gates)
+    assert sorted(n for n, d in new.nodes(data=True) if d["op"] == "mul") == ["mul1", "mul2"]
 
 
 # ---- concat_elim --------------------------------------------------------------------------

@@ -263,6 +263,31 @@ def test_conv_prologue_is_a_pre_activation(k, stride, groups, act, dtype):
         conv2d(nhwc(x), pack_conv_weight(wt), padding=k // 2, groups=groups, prologue=Prologue(s[:3], t))
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=["fp32", "fp16"])
+@pytest.mark.parametrize("k,stride,groups,pre", [(1, 1, 1, False), (3, 2, 1, False), (3, 1, 2, True), (1, 1, 1, True)])
+def test_conv_gate_multiplies_each_sample_and_channel_as_loaded(k, stride, groups, pre, dtype):
+    """gate: the conv of x·g, g one value per sample and input channel (a squeeze-and-excitation
+    gate); before a prologue when both are given, as the graph orders them (mul, then bn/act)."""
+    n, cin, h, w, cout = 2, 6, 7, 5, 8
+    x, wt, bias = conv_operands(n, cin, h, w, cout, k, groups, seed=60)
+    g = torch.sigmoid(rnd(n, cin, seed=61))
+    s, t = rnd(cin, seed=62).abs() + 0.5, rnd(cin, seed=63)
+    xg = q(x, dtype) * q(g, dtype)[:, :, None, None]
+    if pre:
+        xg = torch.relu(xg * s[:, None, None] + t[:, None, None])
+    ref = conv_reference(q(xg, dtype), q(wt, dtype), bias, stride, k // 2, 1, groups)
+    for shape in ((n, 1, 1, cin), (n, cin)):
+        got = conv2d(nhwc(x).to(dtype), pack_conv_weight(wt).to(dtype), Epilogue(bias=bias), stride=stride,
+                     padding=k // 2, groups=groups, gate=g.to(dtype).reshape(shape),
+                     prologue=Prologue(s, t, Act("relu")) if pre else None,
+                     config=dict(BLOCK_M=16, BLOCK_N=16, BLOCK_K=16, GROUP_M=2))
+        close(nchw(got), ref, dtype)
+    with pytest.raises(ValueError, match="igemm path only"):
+        conv2d(nhwc(x), pack_conv_weight(wt), padding=k // 2, groups=groups, gate=g, path="direct")
+    with pytest.raises(ValueError, match="gate: expected"):
+        conv2d(nhwc(x), pack_conv_weight(wt), padding=k // 2, groups=groups, gate=g[:, :3].contiguous())
+
+
 @pytest.mark.parametrize("path", ["gemm", "igemm", "direct", "linear"])
 def test_post_norm_after_the_residual(path):
     """post_norm=(s, t): post((conv(x) + b + r)·s + t): a bn and relu after a fused add."""

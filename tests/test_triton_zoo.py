@@ -61,6 +61,8 @@ REDUCED: dict[str, str | None] = {
     "efficientnet_b0.cnn": "3x32x32",
     **{f"densenet{n}.cnn": "3x32x32" for n in (121, 161, 169, 201)},
     **{f"efficientnet_b{b}.cnn": "3x32x32" for b in range(1, 8)},
+    **{f"efficientnet_v2_{v}.cnn": "3x32x32" for v in "sml"},
+    **{f"convnext_{v}.cnn": "3x32x32" for v in ("tiny", "small", "base", "large")},
     **{f: "3x16x16" for f in ("resnext50_32x4d.cnn", "resnext101_32x8d.cnn", "resnext101_64x4d.cnn",
                               "wide_resnet50_2.cnn", "wide_resnet101_2.cnn")},
     "mobilenet_v3_large.cnn": "3x32x32",
@@ -88,10 +90,11 @@ FILES = sorted(p.relative_to(ZOO).as_posix() for p in ZOO.rglob("*.cnn") if p.pa
 # The forward check on CI: every classic network, and one member of each modern family (the
 # others differ from it in widths and depths only: the same ops, so the same kernels).
 # `pytest --variants` checks every file; every file's plan is checked for fallbacks always.
-VARIANTS = {f for f in FILES if f.startswith(("densenet", "efficientnet", "mobilenet_v3", "mnasnet", "shufflenet",
-                                              "regnet", "resnext", "wide_resnet"))}
-REPRESENTATIVES = {"densenet121.cnn", "efficientnet_b0.cnn", "mobilenet_v3_small.cnn", "mnasnet0_5.cnn",
-                   "shufflenet_v2_x0_5.cnn", "regnet_x_400mf.cnn", "regnet_y_400mf.cnn", "resnext50_32x4d.cnn"}
+VARIANTS = {f for f in FILES if f.startswith(("convnext", "densenet", "efficientnet", "mobilenet_v3", "mnasnet",
+                                              "shufflenet", "regnet", "resnext", "wide_resnet"))}
+REPRESENTATIVES = {"convnext_tiny.cnn", "densenet121.cnn", "efficientnet_b0.cnn", "efficientnet_v2_s.cnn",
+                   "mobilenet_v3_small.cnn", "mnasnet0_5.cnn", "shufflenet_v2_x0_5.cnn", "regnet_x_400mf.cnn",
+                   "regnet_y_400mf.cnn", "resnext50_32x4d.cnn"}
 
 
 def test_every_zoo_network_is_covered():
@@ -145,3 +148,15 @@ def test_zoo_network_matches_torch(file: str, dtype: torch.dtype, request):
             where = net.check(xs, module, TOL[dtype])
             pytest.fail(f"{file} output {name}: relative error {err:.3g} ≥ {TOL[dtype]:g}; first differing "
                         f"node: {where}")
+
+
+def test_every_benchmarked_network_is_a_zoo_file():
+    """bench/triton_bench.py's default list (read, not imported: it needs a GPU to run) names zoo
+    files, each of which the plan test above runs without fallbacks."""
+    import ast
+
+    tree = ast.parse((ZOO.parent / "bench" / "triton_bench.py").read_text())
+    models = next(ast.literal_eval(node.value) for node in tree.body
+                  if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") == "MODELS")
+    assert {"mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0", "regnet_y_8gf", "convnext_tiny"} <= set(models)
+    assert [m for m in models if f"{m}.cnn" not in FILES] == []

@@ -66,6 +66,10 @@ ROWS = [
     *[Row(f"efficientnet_b{b}.cnn", p, f"{TV} `efficientnet_b{b}`")
       for b, p in enumerate([5_288_548, 7_794_184, 9_109_994, 12_233_232, 19_341_616, 30_389_784,
                              43_040_704, 66_347_960])],
+    *[Row(f"efficientnet_v2_{v}.cnn", p, f"{TV} `efficientnet_v2_{v}`")
+      for v, p in [("s", 21_458_488), ("m", 54_139_356), ("l", 118_515_272)]],
+    *[Row(f"convnext_{v}.cnn", p, f"{TV} `convnext_{v}`")
+      for v, p in [("tiny", 28_589_128), ("small", 50_223_688), ("base", 88_591_464), ("large", 197_767_336)]],
     Row("resnext50_32x4d.cnn", 25_028_904, f"{TV} `resnext50_32x4d`"),
     Row("resnext101_32x8d.cnn", 88_791_336, f"{TV} `resnext101_32x8d`"),
     Row("resnext101_64x4d.cnn", 83_455_272, f"{TV} `resnext101_64x4d`"),

@@ -7,6 +7,7 @@
     fuse_epilogue(graph, weights) -> (graph, weights)   act, residual add, highway gate into conv/fc
     fuse_post_norm(graph, weights) -> (graph, weights)  bn (+ act) after a fused residual add into that layer
     fuse_prologue(graph, weights) -> (graph, weights)   pre-activation bn (+ act) into the convs reading it
+    fuse_gate(graph, weights)     -> (graph, weights)   squeeze-and-excitation product into the convs reading it
     concat_elim(graph)            -> graph              producers write into their concat slice
     plan_buffers(graph, batch, itemsize) -> (graph, report)   liveness buffer plan
     optimize(graph, weights)      -> (graph, weights, report) all of them, in that order (pipeline.PASSES)
@@ -21,10 +22,11 @@ from cnndsl.passes.drop_noops import drop_noops
 from cnndsl.passes.fold_bn import fold_bn
 from cnndsl.passes.fuse_1x1 import fuse_1x1
 from cnndsl.passes.fuse_epilogue import fuse_epilogue
+from cnndsl.passes.fuse_gate import fuse_gate
 from cnndsl.passes.fuse_post_norm import fuse_post_norm
 from cnndsl.passes.fuse_prologue import fuse_prologue
 from cnndsl.passes.pipeline import OptimizeReport, optimize
 from cnndsl.passes.plan_buffers import BufferReport, plan_buffers
 
 __all__ = ["BufferReport", "OptimizeReport", "concat_elim", "densify", "drop_noops", "fold_bn", "fuse_1x1", "fuse_epilogue",
-           "fuse_post_norm", "fuse_prologue", "optimize", "plan_buffers"]
+           "fuse_gate", "fuse_post_norm", "fuse_prologue", "optimize", "plan_buffers"]

@@ -36,6 +36,7 @@ from cnndsl.passes.drop_noops import drop_noops
 from cnndsl.passes.fold_bn import fold_bn
 from cnndsl.passes.fuse_1x1 import fuse_1x1
 from cnndsl.passes.fuse_epilogue import fuse_epilogue
+from cnndsl.passes.fuse_gate import fuse_gate
 from cnndsl.passes.fuse_post_norm import fuse_post_norm
 from cnndsl.passes.fuse_prologue import fuse_prologue
 from cnndsl.passes.plan_buffers import BufferReport, plan_buffers
@@ -84,6 +85,8 @@ PASSES: tuple[Pass, ...] = (
          _weights_pass(fuse_post_norm)),
     Pass("fuse_prologue", "a pre-activation bn (+ act) into the prologue of the convs reading it",
          _weights_pass(fuse_prologue)),
+    Pass("fuse_gate", "a squeeze-and-excitation product into the convs reading the gated map",
+         _weights_pass(fuse_gate)),
     Pass("concat_elim", "producers write straight into their slice of a concat", _concat_elim),
     Pass("plan_buffers", "liveness-based activation buffers (sizes for `batch` and `itemsize`)", _plan_buffers),
 )
@@ -161,6 +164,7 @@ class OptimizeReport:
     highways_fused: int
     prologues: int  # batch norms / scales (with their activations) moved into the convs that read them
     post_norms: int  # batch norms / scales after a fused residual add, moved into that layer's epilogue
+    gates_fused: int  # squeeze-and-excitation products multiplied in by the convs reading them
     concats: int
     concats_eliminated: int
     ops: int  # nodes before (inputs excluded)
@@ -176,7 +180,8 @@ class OptimizeReport:
             + (f", {self.prologues} moved into conv prologues" if self.prologues else "")
             + (f", {self.post_norms} into epilogues after the add" if self.post_norms else ""),
             f"{self.acts_fused} activations, {self.residual_adds_fused} residual adds"
-            + (f", {self.highways_fused} highway gates" if self.highways_fused else "") + " fused",
+            + (f", {self.highways_fused} highway gates" if self.highways_fused else "")
+            + (f", {self.gates_fused} SE gates" if self.gates_fused else "") + " fused",
             f"{self.concats_eliminated} of {self.concats} concats eliminated",
             f"{self.ops} ops → {self.kernels} kernels",
         ]
@@ -222,6 +227,7 @@ def optimize(
         highways_fused=final.get("highway_conv", 0) + final.get("highway_fc", 0),
         prologues=total(post, NORM_OPS) - total(final, NORM_OPS),
         post_norms=total(epi, NORM_OPS) - total(post, NORM_OPS),
+        gates_fused=final.get("mul", 0) - at["fuse_gate"].get("mul", 0),
         concats=c.get("concat", 0),
         concats_eliminated=sum(1 for _, d in g.nodes(data=True) if d["op"] == "concat" and d["attrs"].get("eliminated")),
         ops=sum(n for op, n in c.items() if op != "input"),

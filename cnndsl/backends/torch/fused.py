@@ -52,6 +52,8 @@ class _Epilogue:
 
     def extra_repr(self) -> str:  # noqa: D401 - nn.Module's hook
         parts = [super().extra_repr()]  # type: ignore[misc]
+        if getattr(self, "in_gate", False):
+            parts.append("in_gate")
         if getattr(self, "pre", False):
             parts.append(f"pre_act={self.pre_act[0]}")
         if self.act[0] != "none":
@@ -66,7 +68,8 @@ class _Epilogue:
 
 
 class FusedConv2d(_Epilogue, nn.Conv2d):
-    """The fused prologue (when `pre`), nn.Conv2d, the fused epilogue; forward(x, residual=None)."""
+    """The input gate (when `in_gate`), the fused prologue (when `pre`), nn.Conv2d, the fused
+    epilogue; forward(x, [residual], [gate]) as the node's inputs come."""
 
     def __init__(self, in_channels: int, attrs: dict[str, Any]) -> None:
         nn.Conv2d.__init__(self, in_channels, attrs["out"], attrs["kernel"], attrs["stride"], attrs["pad"],
@@ -74,11 +77,15 @@ class FusedConv2d(_Epilogue, nn.Conv2d):
         self._setup(attrs)
         self.pre = bool(attrs.get("pre", False))
         self.pre_act = (attrs.get("pre_act", "none"), attrs.get("pre_a", 1.0), attrs.get("pre_s", 1.0))
+        self.in_gate = bool(attrs.get("in_gate", False))
         if self.pre:
             self.register_buffer("pre_scale", torch.ones(in_channels))
             self.register_buffer("pre_shift", torch.zeros(in_channels))
 
-    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, *operands: torch.Tensor) -> torch.Tensor:
+        residual = operands[0] if self.residual != "none" else None
+        if self.in_gate:
+            x = x * operands[-1]
         if self.pre:
             x = activate(x * self.pre_scale[:, None, None] + self.pre_shift[:, None, None], *self.pre_act)
         return self.epilogue(nn.Conv2d.forward(self, x), residual)

@@ -21,6 +21,8 @@ weight ``[2·C_out, C_in, KH, KW]`` (H's rows, then T's) packs the same way into
 Prologue (``_conv_igemm_kernel`` only; the IR's ``fused_conv`` with ``pre``): a `Prologue`
 makes each loaded input value ``act(x·scale[c] + shift[c])`` before the dot, padding staying zero:
 a pre-activation ``bn -> relu`` that cannot fold into any weights runs inside the conv reading it.
+Input gate (igemm only; ``fused_conv`` with ``in_gate``): ``gate [N, C_in]`` multiplies each loaded
+value by its sample's and channel's gate first, so a squeeze-and-excitation product is never stored.
 
 Epilogue: one `Epilogue` (epilogue.py, shared with gemm.py; run by `_common.epilogue_store`).
 ResNet: bias = folded BN, ``residual`` = shortcut (or the unpadded option-A shortcut with
@@ -53,6 +55,7 @@ def _conv_igemm_kernel(
     w_ptr,  # packed weights [KH*KW*C_IN_G, C_w]; element (k, co) at k*stride_wk + co (T's columns at t_off + co)
     bias_ptr,  # bias [C_w] (read only when HAS_BIAS)
     pre_scale_ptr, pre_shift_ptr,  # fp32 [C_in] prologue x ← pre_act(x·scale[c] + shift[c]) (PRE)
+    gate_ptr,  # input gate [N, C_in]: (n, c) at n*stride_gn + c; x ← x·gate[n, c] as loaded (GATE_IN)
     res_ptr,  # residual [N, HR, WR, C_RES]: (n, h, w, c) at n*stride_rn + h*stride_rh + w*stride_rw + c (HAS_RES)
     hw_c_ptr,  # highway carry rows: (m, co) at m*stride_cm + co (HIGHWAY)
     out_ptr,  # output buffer rows: (m, co) stored at m*stride_om + c_offset + co, m = (n*OH + oh)*OW + ow
@@ -82,10 +85,12 @@ def _conv_igemm_kernel(
     post_scale_ptr, post_shift_ptr,  # fp32 [C_out] affine after the residual add (POST_NORM)
     scale, act_a, act_s, post_a, post_s, gate_a, gate_s,  # fp32 epilogue scalars (see epilogue_store)
     pre_a, pre_s,  # fp32 (a, s) of PRE_ACT
+    stride_gn,  # input gate batch stride
     HAS_BIAS: tl.constexpr, HAS_RES: tl.constexpr, HIGHWAY: tl.constexpr,
     ACT: tl.constexpr, POST_ACT: tl.constexpr, GATE_ACT: tl.constexpr, ROUTE: tl.constexpr,
     POST_NORM: tl.constexpr,
     PRE: tl.constexpr, PRE_ACT: tl.constexpr,  # the prologue (a pre-activation bn + act), its activation
+    GATE_IN: tl.constexpr,  # multiply the loaded input by a per-sample, per-channel gate (an SE product)
     UPCAST: tl.constexpr,  # convert loaded operands to fp32 before the dot (interpreter; bf16/fp16)
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
     GROUP_M: tl.constexpr,  # tiles of M swept together for L2 reuse (as in Triton's matmul tutorial)
@@ -132,6 +137,9 @@ def _conv_igemm_kernel(
         iw = iw0[:, None] + (kw * DW)[None, :]
         a_mask = mask_m[:, None] & mask_k[None, :] & (ih >= 0) & (ih < H) & (iw >= 0) & (iw < W)
         a = tl.load(x_rows[:, None] + ih * stride_xh + iw * stride_xw + ci[None, :], mask=a_mask, other=0.0)
+        if GATE_IN:  # the gated map x·g is never stored: each loaded value is gated here
+            gv = tl.load(gate_ptr + nb[:, None] * stride_gn + (g * C_IN_G + ci)[None, :], mask=a_mask, other=0.0)
+            a = (a.to(tl.float32) * gv.to(tl.float32)).to(x_ptr.dtype.element_ty)
         if PRE:  # applied to the loaded values; the zero padding stays zero
             p_s = tl.load(pre_scale_ptr + g * C_IN_G + ci, mask=mask_k, other=0.0)
             p_t = tl.load(pre_shift_ptr + g * C_IN_G + ci, mask=mask_k, other=0.0)
@@ -295,6 +303,7 @@ def conv2d(
     dilation: int | tuple[int, int] = 1,
     groups: int = 1,
     prologue: Prologue | None = None,
+    gate: torch.Tensor | None = None,
     path: str = "auto",
     config: triton.Config | dict | None = None,
 ) -> torch.Tensor:
@@ -307,7 +316,8 @@ def conv2d(
     resolved (``same``, ``valid``) when the graph was built; there is no second notion of ``same``. epilogue.residual: ``[N, HR, WR, C_res]`` (channel stride 1) with
     ``⌈HR/res_stride⌉ = OH``, ``⌈WR/res_stride⌉ = OW``, ``C_res ≤ C_out``. epilogue.out: None
     (allocate ``[N, OH, OW, C_out]``) or a pixel-uniform ``[N, OH, OW, C_total]`` buffer (it may be
-    the residual itself: an in-place add). prologue: igemm path only. path: "auto", "igemm",
+    the residual itself: an in-place add). prologue: igemm path only. gate: ``[N, 1, 1, C_in]`` or
+    ``[N, C_in]`` (channel stride 1), x's dtype: x·gate per sample and channel as loaded (igemm path only). path: "auto", "igemm",
     "direct" or "gemm" (the 1x1 fast path). config: pin a kernel config (block sizes) instead of
     autotuning / the interpreter default.
     """
@@ -362,6 +372,17 @@ def conv2d(
             if tuple(v.shape) != (cin,) or v.dtype != torch.float32 or v.device != x.device:
                 raise ValueError(f"{name}: expected an fp32 [{cin}] vector on {x.device}, got "
                                  f"{v.dtype} {tuple(v.shape)} on {v.device}")
+    gate_rows = None
+    if gate is not None:
+        if path not in ("auto", "igemm"):
+            raise ValueError(f"gate: it runs on the igemm path only, not path={path!r}")
+        path = "igemm"
+        if gate.dtype != x.dtype or gate.numel() != n * cin or gate.shape[0] != n or gate.shape[-1] != cin \
+                or (cin > 1 and gate.stride(-1) != 1):
+            raise ValueError(f"gate: expected [N, 1, 1, {cin}] or [N, {cin}] ({x.dtype}, channel stride 1), got "
+                             f"{gate.dtype} {tuple(gate.shape)}")
+        C.check_same_device(x=x, gate=gate)
+        gate_rows = gate.reshape(n, cin) if gate.dim() != 2 else gate
     if path == "auto":
         if pointwise and plain_res and _pixel_uniform(x):
             path = "gemm"
@@ -399,6 +420,8 @@ def conv2d(
         raw, tuned = _conv_igemm_kernel, _conv_igemm_tuned
         pre = prologue or Prologue(ep_args["bias_ptr"], ep_args["bias_ptr"])  # never read when PRE is off
         args.update(pre_scale_ptr=pre.scale.contiguous(), pre_shift_ptr=pre.shift.contiguous(),
+                    gate_ptr=x if gate_rows is None else gate_rows, GATE_IN=gate_rows is not None,
+                    stride_gn=0 if gate_rows is None else gate_rows.stride(0),
                     pre_a=float(pre.act.a), pre_s=float(pre.act.s), PRE=prologue is not None,
                     PRE_ACT=C.act_code(pre.act.name), UPCAST=C.is_interpreted(raw) and dt != "fp32")
 
@@ -460,8 +483,9 @@ def compile_specs(dtype: str = "fp16") -> list[tuple[object, dict[str, str], dic
     """Representative ``(kernel, signature, constexprs)`` tuples, for `triton.compile`."""
     # Every epilogue branch; gemm.py's specs reach every activation code.
     igemm = dict(HAS_BIAS=True, HAS_RES=True, HIGHWAY=False, ACT=0, POST_ACT=1, GATE_ACT=2, ROUTE=True, POST_NORM=True,
-                 PRE=True, PRE_ACT=1, UPCAST=False, BLOCK_M=64, BLOCK_N=64, BLOCK_K=32, GROUP_M=8)
-    pair = dict(igemm, HAS_RES=False, HIGHWAY=True, ACT=1, POST_ACT=0, GATE_ACT=4, ROUTE=False, POST_NORM=False, PRE=False)
+                 PRE=True, PRE_ACT=1, GATE_IN=True, UPCAST=False, BLOCK_M=64, BLOCK_N=64, BLOCK_K=32, GROUP_M=8)
+    pair = dict(igemm, HAS_RES=False, HIGHWAY=True, ACT=1, POST_ACT=0, GATE_ACT=4, ROUTE=False, POST_NORM=False, PRE=False,
+                GATE_IN=False)
     direct = dict(HAS_BIAS=True, HAS_RES=True, HIGHWAY=False, ACT=5, POST_ACT=3, GATE_ACT=2, ROUTE=False, POST_NORM=True,
                   BLOCK_M=32, BLOCK_N=64)
     sig = {"*": dtype, **{p: "fp32" for p in ("bias_ptr", "pre_scale_ptr", "pre_shift_ptr", "post_scale_ptr",

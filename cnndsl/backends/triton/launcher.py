@@ -5,7 +5,7 @@
 
 `to_triton` takes the torch backend's `state_dict()` for `graph` (`Network.to_triton` makes a
 fresh module's when given none), runs `cnndsl.passes.optimize` (drop_noops → densify → fold_bn → fuse_1x1 →
-fuse_epilogue → fuse_post_norm → fuse_prologue → concat_elim → plan_buffers), packs the weights once (conv:
+fuse_epilogue → fuse_post_norm → fuse_prologue → fuse_gate → concat_elim → plan_buffers), packs the weights once (conv:
 `pack_conv_weight`; an fc or rbf reading a C×H×W map gets its columns permuted from (c, h, w) to
 the NHWC (h, w, c) order; biases, prologue and post-norm vectors stay fp32) and returns a callable
 `TritonNetwork`:
@@ -246,6 +246,10 @@ class TritonNetwork:
         if a.get("pre"):
             kw["prologue"] = Prologue(w["pre_scale"], w["pre_shift"], _act(a, "pre"))
         weight, ep = w["weight"], self._epilogue(p, bufs, batch)
+        if a.get("in_gate"):  # the gate is the last input (fuse_gate)
+            if a.get("residual", "none") != "none":
+                return lambda ins: conv2d(ins[0], weight, replace(ep, residual=ins[1]), gate=ins[-1], **kw)
+            return lambda ins: conv2d(ins[0], weight, ep, gate=ins[-1], **kw)
         if p.step.op == "highway_conv":
             return lambda ins: conv2d(ins[0], weight, replace(ep, carry=ins[1]), **kw)
         if a.get("residual", "none") != "none":

@@ -26,6 +26,11 @@ Prologue of `fused_conv` (`pre = true`, made by fuse_prologue): before the convo
 its zero padding), x ← pre_act(x·pre_scale[c] + pre_shift[c]) per input channel c, with the
 vectors in the weights as `<node>.pre_scale`, `<node>.pre_shift` (buffers, not parameters).
 
+Input gate of `fused_conv` (`in_gate = true`, made by fuse_gate): its last input is a C_in×1×1
+gate g (a squeeze-and-excitation branch's output) and the conv reads x·g[c] per sample and
+input channel, so the gated map is never written: x ← x·g[n, c] as it is loaded, before the
+prologue. `pre_fused` lists the absorbed `mul` too.
+
 Weights (torch backend keys `<node>.weight`, `<node>.bias`) have PyTorch's layouts:
 fused_conv (out, in/groups, kh, kw), fused_fc (out, in) with a CxHxW input flattened in C, H, W
 order; highway_conv (2·out, in, kh, kw) and highway_fc (2·out, in), rows [0, out) H's and
@@ -111,7 +116,8 @@ _PROLOGUE = (
     ParamSpec("pre_act", choice(*ACTS), "none", doc="the prologue's activation"),
     ParamSpec("pre_a", number, 1.0),
     ParamSpec("pre_s", number, 1.0),
-    ParamSpec("pre_fused", _names, (), doc="names of the IR nodes the prologue absorbed"),
+    ParamSpec("pre_fused", _names, (), doc="names of the IR nodes the prologue (and the input gate) absorbed"),
+    ParamSpec("in_gate", boolean, False, doc="the last input is a C_in×1×1 gate multiplied into x as it is loaded"),
 )
 
 
@@ -146,6 +152,13 @@ def _check_residual(name: str, attrs: Attrs, ins: list[Shape], out: Shape) -> No
 def _fused_conv_shape(attrs: Attrs, ins: list[Shape]) -> Shape:
     if not ins:
         raise ShapeError("fused_conv needs an input")
+    if attrs.get("in_gate"):
+        if len(ins) < 2:
+            raise ShapeError("fused_conv: an input gate needs its gate as the last input")
+        if len(ins[0]) != 3 or tuple(ins[-1]) != (ins[0][0], 1, 1):
+            raise ShapeError(f"fused_conv: the input gate {fmt_shape(ins[-1])} must be {ins[0][0]}x1x1 "
+                             f"for the input {fmt_shape(ins[0])}")
+        ins = ins[:-1]
     out = CONV.shape(_conv_attrs(attrs), [ins[0]])
     _check_residual("fused_conv", attrs, ins, out)
     return out
@@ -154,10 +167,10 @@ def _fused_conv_shape(attrs: Attrs, ins: list[Shape]) -> Shape:
 FUSED_CONV = OpDef(
     name="fused_conv",
     doc="a convolution with its epilogue (bias, activation, scaled residual add, activation); "
-    "port 1: the residual operand",
+    "port 1: the residual operand; the last port: the input gate (in_gate)",
     params=_CONV_PARAMS + _PROLOGUE + _ACT + _RESIDUAL + _FUSED,
     shape=_fused_conv_shape,
-    arity=None,  # 1, or 2 with a residual (never elaborated: user=False)
+    arity=None,  # 1, 2 with a residual, one more with an input gate (never elaborated: user=False)
     param_count=lambda a, ins, out: CONV.param_count(_conv_attrs(a), ins[:1], out),
     macs=lambda a, ins, out: CONV.macs(_conv_attrs(a), ins[:1], out),
     finalize=_conv_finalize,
