@@ -9,13 +9,15 @@ from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 
-from cnndsl.diagnostics import CompileError, Diagnostic, is_silenced
+from cnndsl.diagnostics import CompileError, Diagnostic, UsageError, is_silenced
 from cnndsl.elaborate.context import Limits
 from cnndsl.elaborate.expand import elaborate
 from cnndsl.elaborate.loader import Program, load_program
 from cnndsl.ir import graph as ir_graph
 from cnndsl.ir.lint import lint
+from cnndsl.ir.memory import check_memory
 from cnndsl.ir.summary import Summary, summarize
+from cnndsl.syntax.source import read_source
 
 if TYPE_CHECKING:  # the torch backend is imported only when a module is asked for
     import torch
@@ -28,6 +30,7 @@ class Network:
     graph: nx.MultiDiGraph
     sources: dict[str, str] = field(default_factory=dict)
     warnings: list[Diagnostic] = field(default_factory=list)
+    limits: Limits = field(default_factory=Limits)  # `memory` bounds what the backends may allocate
 
     @property
     def name(self) -> str:
@@ -37,10 +40,16 @@ class Network:
         """Per-layer shapes, parameters and MACs, with totals."""
         return summarize(self.graph)
 
+    def check_memory(self, what: str, batch: int = 0, training: bool = False) -> None:
+        """Raise a `CompileError` at the layer where `what` would pass the `memory` limit: the
+        parameters, plus the activations of `batch` examples (and training's extra copies)."""
+        check_memory(self.graph, self.limits.memory, what, batch, training)
+
     def to_torch(self) -> torch.nn.Module:
         """A trainable `torch.fx.GraphModule` whose submodules carry the `.cnn` names."""
         from cnndsl.backends.torch.lower import to_torch  # imports torch, which `import cnndsl` must not
 
+        self.check_memory("building the torch module")
         return to_torch(self.graph)
 
     def to_triton(self, weights: Any = None, device: str = "cuda", dtype: Any = None, cuda_graph: bool = False) -> Any:
@@ -52,6 +61,7 @@ class Network:
         from cnndsl.backends.torch.lower import to_torch
         from cnndsl.backends.triton.launcher import to_triton
 
+        self.check_memory("building the Triton network", batch=1)
         if weights is None:
             weights = to_torch(self.graph).state_dict()
         return to_triton(self.graph, weights, device=device, dtype=dtype, cuda_graph=cuda_graph)
@@ -70,7 +80,7 @@ def parse_overrides(items: dict[str, Any] | list[str] | None) -> dict[str, str]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not re.fullmatch(r"[A-Za-z_]\w*", key.strip()) or not value.strip():
-            raise CompileError(f"--set {item!r}: expected NAME=VALUE, e.g. --set classes=10")
+            raise UsageError(f"--set {item[:60]!r}: expected NAME=VALUE, e.g. --set classes=10")
         out[key.strip()] = value.strip()
     return out
 
@@ -81,8 +91,9 @@ def parse_limits(items: list[str] | None) -> Limits:
     names = [f.name for f in fields(Limits)]
     for item in items or []:
         key, sep, value = item.partition("=")
-        if not sep or key.strip() not in names or not value.strip().isdigit():
-            raise CompileError(f"--limit {item!r}: expected NAME=N with NAME one of {', '.join(names)}")
+        if not sep or key.strip() not in names or not value.strip().isdigit() or len(value.strip()) > 18:
+            raise UsageError(f"--limit {item[:60]!r}: expected NAME=N with NAME one of {', '.join(names)} "
+                               "and N a whole number below 10^18")
         setattr(limits, key.strip(), int(value))
     return limits
 
@@ -94,11 +105,12 @@ def parse_input_shape(spec: str | tuple[int, ...] | list[int] | None) -> tuple[i
     if isinstance(spec, (tuple, list)):
         dims = tuple(spec)
     else:
-        if not re.fullmatch(r"\s*\d+(\s*x\s*\d+)*\s*", spec):
-            raise CompileError(f"--input {spec!r}: expected sizes like 3x224x224 (or C for a flat input)")
+        if not re.fullmatch(r"\s*\d{1,12}(\s*x\s*\d{1,12})*\s*", spec):
+            raise UsageError(f"--input {spec[:60]!r}: expected sizes like 3x224x224 (or C for a flat input), "
+                               "each below 10^12")
         dims = tuple(int(d) for d in spec.split("x"))
     if len(dims) not in (1, 3) or not all(isinstance(d, int) and d > 0 for d in dims):
-        raise CompileError(f"--input {spec!r}: expected C or CxHxW positive sizes")
+        raise UsageError(f"--input {spec!r}: expected C or CxHxW positive sizes")
     return dims
 
 
@@ -112,25 +124,27 @@ def compile_source(
 ) -> Network:
     """Compile `.cnn` source text into a checked `Network`; raise `CompileError` on a mistake."""
     sources = {file: text}
+    source_limit = (limits or Limits()).source
     try:
-        program = load_program(text, file, path)
+        if len(text) > source_limit:
+            raise CompileError(f"{file}: the source has {len(text):,} characters, more than the source limit of "
+                               f"{source_limit:,}", hint="raise it with --limit source=N")
+        program = load_program(text, file, path, source_limit)
         sources = program.sources
         graph = elaborate(program, parse_overrides(set), parse_input_shape(input), limits)
     except CompileError as err:
         err.sources = {**sources, **err.sources}
         raise
     warnings = [w for w in lint(graph) if not is_silenced(w, program.sources)]
-    return Network(graph, program.sources, warnings)
+    return Network(graph, program.sources, warnings, limits or Limits())
 
 
-def load_library(path: str | Path, search: list[str] | None = None) -> Program:
+def load_library(path: str | Path, search: list[str] | None = None, limits: Limits | None = None) -> Program:
     """Parse a file and every library it `use`s without building a network (`check` on a library)."""
+    source_limit = (limits or Limits()).source
+    text = read_source(path, limit=source_limit)
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise CompileError(f"cannot read {path}: {err.strerror if isinstance(err, OSError) else err}") from None
-    try:
-        return load_program(text, str(path), search)
+        return load_program(text, str(path), search, source_limit)
     except CompileError as err:
         err.sources = {str(path): text, **err.sources}
         raise
@@ -144,9 +158,5 @@ def compile_file(
     limits: Limits | None = None,
 ) -> Network:
     """Compile a `.cnn` file (its `use`s resolved relative to it)."""
-    p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise CompileError(f"cannot read {path}: {err.strerror if isinstance(err, OSError) else err}") from None
+    text = read_source(path, limit=(limits or Limits()).source)
     return compile_source(text, str(path), set=set, input=input, path=search, limits=limits)

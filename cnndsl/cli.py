@@ -13,9 +13,9 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from cnndsl.api import load_library
+from cnndsl.api import load_library, parse_limits
 from cnndsl.backends.triton.plan import plan_launch
-from cnndsl.diagnostics import CompileError
+from cnndsl.diagnostics import CompileError, UsageError
 from cnndsl.ir.graph import dumps
 from cnndsl.tools.options import add_common_options, compile_for
 from cnndsl.tools.summary import depth_arg, render
@@ -127,13 +127,15 @@ def cmd_check(args: argparse.Namespace) -> int:
     errors = 0
     for file in args.files:
         try:
-            library = load_library(file, args.path)
+            library = load_library(file, args.path, parse_limits(args.limit))
             if not library.module.networks:  # a library of blocks: its syntax and its `use`s
                 if not args.quiet:
                     n = len(library.module.blocks)
                     print(f"{file}: ok (a library of {n} block{'s' if n != 1 else ''})")
                 continue
             net = compile_for(args, file)
+        except UsageError:
+            raise
         except CompileError as err:
             print(err.render(), file=sys.stderr)
             errors += len(err.diagnostics)
@@ -171,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         print(err.render(), file=sys.stderr)
         n = len(err.diagnostics)
         print(f"{n} error{'s' if n != 1 else ''}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(err, UsageError) else 1
     except BrokenPipeError:
         return 0
     except OSError as err:

@@ -12,7 +12,6 @@ This is the ground floor of the compiler: every stage reports a user's mistake a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -68,12 +67,10 @@ class Diagnostic:
 def _source_line(span: Span | None, sources: dict[str, str] | None) -> str | None:
     if span is None:
         return None
+    # only a source the compiler read and accepted is shown, never a file re-read from disk
     text = (sources or {}).get(span.file)
     if text is None:
-        try:
-            text = Path(span.file).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            return None
+        return None
     all_lines = [line.rstrip("\r") for line in text.split("\n")]  # spans count "\n" only
     if 1 <= span.line <= len(all_lines):
         return all_lines[span.line - 1].expandtabs(1)
@@ -136,6 +133,11 @@ class CompileError(Exception):
     def __str__(self) -> str:
         d = self.first
         return f"{d.span}: {d.message}" if d.span else d.message
+
+
+class UsageError(CompileError):
+    """A malformed command-line option value (`--set`, `--input`, `--limit`): bad usage, exit
+    status 2, where a mistake in the program itself is exit status 1."""
 
 
 def is_silenced(diag: Diagnostic, sources: dict[str, str]) -> bool:

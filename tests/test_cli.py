@@ -98,11 +98,20 @@ def test_check_reports_every_file(tmp_path, capsys):
         (["--set", "classes"], "expected NAME=VALUE"),
         (["--set", "classes=(1"], "syntax error"),
         (["--input", "3by32"], "expected sizes like 3x224x224"),
+        (["--input", "3x" + "9" * 5000], "each below 10^12"),
+        (["--set", "classes=" + "9" * 5000], "--set classes:1:1: error: this number has 5,000 characters"),
+        (["--limit", "nodes=" + "9" * 5000], "N a whole number below 10^18"),
     ],
 )
-def test_bad_overrides_are_errors(argv, message, capsys):
-    assert main(["summary", str(ZOO / "resnet18.cnn"), *argv]) == 1
+def test_bad_overrides_are_usage_errors(argv, message, capsys):
+    """A malformed option value is bad usage (exit 2); the message says which option."""
+    assert main(["summary", str(ZOO / "resnet18.cnn"), *argv]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_a_well_formed_override_the_program_rejects_is_an_error_in_the_program(capsys):
+    assert main(["summary", str(ZOO / "resnet18.cnn"), "--set", "classes=0"]) == 1
+    assert "fc: out must be positive, got 0" in capsys.readouterr().err
 
 
 def test_missing_file(capsys):
@@ -147,7 +156,7 @@ def test_limit_flag(tmp_path, capsys):
     assert main(["check", str(f)]) == 1
     assert "raise it with --limit nodes=N" in capsys.readouterr().err
     assert main(["check", str(f), "--limit", "nodes=100000"]) == 0
-    assert main(["check", str(f), "--limit", "nodez=1"]) == 1
+    assert main(["check", str(f), "--limit", "nodez=1"]) == 2
     assert "expected NAME=N with NAME one of nodes, repeat" in capsys.readouterr().err
 
 

@@ -182,6 +182,8 @@ def test_limits_are_configurable_and_depth_is_checked():
     assert len(info.value.diagnostics) == 6 and "the `errors` limit is 5" in info.value.diagnostics[-1].message
     big = "network n { input 3x8x8\n repeat 300 { repeat 300 { relu } } }"
     assert compile_text(big, limits=Limits(nodes=100_000)).graph.number_of_nodes() == 90_001
+    with pytest.raises(CompileError, match="the `work` limit is 200,000"):  # three steps a layer
+        compile_text(big, limits=Limits(nodes=100_000, work=200_000))
 
 
 def test_aliases_lower_as_their_op_and_labelled_construct_repeats_are_scoped():

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 from cnndsl.diagnostics import CompileError, Span
 from cnndsl.elaborate.context import Ctx
-from cnndsl.elaborate.evaluate import INCOMING
+from cnndsl.elaborate.evaluate import INCOMING, whole_numbers
 from cnndsl.elaborate.scope import Scope
 from cnndsl.ir.opdef import describe, fmt_shape
 from cnndsl.ir.registry import REGISTRY
@@ -33,7 +33,7 @@ ERROR = "<error>"  # the value of a statement that failed: later layers build on
 
 
 class Constructs:
-    """The construct builders, mixed into `Elaborator` (which provides _body, _stmt, _add)."""
+    """The construct builders, mixed into `Elaborator` (which provides _body, _stmt, _add, _spend)."""
 
     def _split(self, call: ast.Call, special: str) -> tuple[list[ast.Stmt], list[ast.Call]]:
         """Separate `shortcut { … }` / `gate { … }` statements from a construct's body."""
@@ -172,7 +172,7 @@ class Constructs:
 
     def _construct_repeat(self, call: ast.Call, ctx: Ctx, flow: str | None, label: str | None) -> str:
         count_arg, index = self._repeat_header(call, ctx)
-        count = self._eval(count_arg.value, ctx)
+        (count,) = whole_numbers((self._eval(count_arg.value, ctx),))
         if isinstance(count, bool) or not isinstance(count, int) or count < 0:
             raise CompileError(f"repeat count must be a whole number ≥ 0, got {describe(count)}", count_arg.span)
         if count > self.limits.repeat:
@@ -182,7 +182,10 @@ class Constructs:
             each = ctx if outer is None else ctx.nested(Scope(outer.child("", None, call.span)))
             if index is not None:  # `repeat N as i`: the index is a parameter of the body, 0 … N-1
                 each = Ctx({**ctx.env, index: i}, each.values, each.scope, each.stack, each.outputs, each.inputs)
+            self._spend(call.span, "`repeat`")
             flow = self._body(call.body or [], each, flow)
+            if flow == ERROR:  # a failed flow is elaborated once, not once an iteration
+                break
         return self._need_flow(call, flow)  # `repeat 0` passes its input through
 
     def _repeat_header(self, call: ast.Call, ctx: Ctx) -> tuple[ast.Arg, str | None]:

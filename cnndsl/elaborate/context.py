@@ -11,6 +11,8 @@ from typing import Any
 
 from cnndsl.diagnostics import CompileError
 from cnndsl.elaborate.scope import Scope
+from cnndsl.ir.memory import default_memory_mib
+from cnndsl.syntax.source import MAX_SOURCE_BYTES
 
 
 @dataclass
@@ -24,7 +26,10 @@ class Limits:
     repeat: int = 10_000  # one repetition's count
     depth: int = 100  # nested block calls
     errors: int = 50  # errors reported before giving up
+    work: int = 1_000_000  # elaboration steps: statements, calls, repetitions, errors (ResNet-1202: 8,418)
     number: int = 10**12  # the magnitude of any number in a program
+    source: int = MAX_SOURCE_BYTES  # bytes in one source file (the entry and each `use`)
+    memory: int = field(default_factory=default_memory_mib)  # MiB a backend may allocate (half the RAM)
 
     def exceeded(self, name: str, what: str) -> str:
         return f"{what} (the `{name}` limit is {getattr(self, name):,}; raise it with --limit {name}=N)"

@@ -79,6 +79,12 @@ def _check_size(value: Any, span: Span) -> Any:
     return value
 
 
+def whole_numbers(values: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Whole-number floats (`1e1`, `8.0`) as ints where a count or a size is wanted, as LANGUAGE.md
+    promises; anything else is left for the caller to reject."""
+    return tuple(int(v) if isinstance(v, float) and v.is_integer() else v for v in values)
+
+
 def is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import networkx as nx
 
-from cnndsl.diagnostics import CompileError, Diagnostic, Span, did_you_mean
+from cnndsl.diagnostics import CompileError, Diagnostic, Span, UsageError, did_you_mean
 from cnndsl.elaborate.constructs import CONSTRUCTS, ERROR, Constructs
 from cnndsl.elaborate.context import Ctx, Fatal, Limits
 from cnndsl.elaborate.evaluate import (
@@ -28,6 +28,7 @@ from cnndsl.elaborate.evaluate import (
     UnknownName,
     boolean,
     evaluate,
+    whole_numbers,
 )
 from cnndsl.elaborate.loader import Program
 from cnndsl.elaborate.scope import Scope
@@ -57,6 +58,7 @@ class Elaborator(Constructs):
         self.errors: list[Diagnostic] = []
         self._calls: list[tuple[str, Span]] = []  # the block calls being expanded, outermost first
         self._indices: dict[str, Span] = {}  # every loop index met so far, for "used outside its loop"
+        self.work = 0  # elaboration steps taken, against `limits.work`
 
     # ---- entry point ------------------------------------------------------------------
 
@@ -102,11 +104,14 @@ class Elaborator(Constructs):
                 hint = did_you_mean(key, names) or (
                     f"`{net.name}` takes: {', '.join(names)}" if names else f"`{net.name}` takes no parameters"
                 )
-                raise CompileError(f"--set {key}: network `{net.name}` has no parameter `{key}`", None, hint=hint)
+                raise UsageError(f"--set {key[:60]}: network `{net.name}` has no parameter `{key[:60]}`", None, hint=hint)
         env: dict[str, Any] = {}
         for p in net.params:
             if p.name in overrides:
-                env[p.name] = evaluate(parse_expr(overrides[p.name], f"--set {p.name}"), {})
+                try:
+                    env[p.name] = evaluate(parse_expr(overrides[p.name], f"--set {p.name}"), {})
+                except CompileError as err:  # the option's value, not the program, is wrong
+                    raise UsageError(err.diagnostics) from None
             elif p.default is not None:
                 env[p.name] = evaluate(p.default, env)
             else:
@@ -133,8 +138,17 @@ class Elaborator(Constructs):
                     flow = ERROR
         return flow
 
+    def _spend(self, span: Span | None, what: str) -> None:
+        """Count one elaboration step: work on empty bodies, failed flows and repeated errors
+        costs too, so no program elaborates without end, whatever it builds."""
+        self.work += 1
+        if self.work > self.limits.work:
+            raise Fatal(self.errors + [Diagnostic(self.limits.exceeded("work", f"elaborating this {what} takes too many "
+                                                                       "steps"), span)])
+
     def _record(self, err: CompileError) -> None:
         """Keep an error (with the chain of block calls that led to it) and carry on."""
+        self._spend(err.diagnostics[0].span if err.diagnostics else None, "program")
         for diag in err.diagnostics:
             if any(d.message == diag.message and d.span == diag.span for d in self.errors):
                 continue  # the same mistake met again through another call of its block
@@ -145,6 +159,7 @@ class Elaborator(Constructs):
             raise Fatal(self.errors + [Diagnostic(self.limits.exceeded("errors", "too many errors; stopping here"))])
 
     def _stmt(self, stmt: ast.Stmt, ctx: Ctx, flow: str | None) -> str | None:
+        self._spend(stmt.span, "statement")
         if isinstance(stmt, ast.InputStmt):
             return self._input(stmt, ctx)
         if isinstance(stmt, ast.IfStmt):
@@ -181,11 +196,11 @@ class Elaborator(Constructs):
         shape = self._eval(stmt.shape, ctx)
         if not ctx.inputs and self._input_override is not None:
             shape = self._input_override
-        shape = shape if isinstance(shape, tuple) else (shape,)
+        shape = whole_numbers(shape if isinstance(shape, tuple) else (shape,))
         if len(shape) not in (1, 3) or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
             raise CompileError(f"input shape must be C or CxHxW positive sizes, got {describe(shape)}", stmt.shape.span)
         label = stmt.bind or "input"
-        name = ctx.scope.child("input", label if not ctx.inputs or stmt.bind else None, stmt.span)
+        name = ctx.scope.child("input", label if not ctx.inputs or stmt.bind else None, stmt.span, argument=True)
         self._add("input", {"shape": tuple(shape)}, [], name, stmt.span)
         ctx.inputs.append(name)
         if stmt.bind:
@@ -243,17 +258,24 @@ class Elaborator(Constructs):
                 # a construct has no name of its own: each repetition gets a scope (res.0.conv1 …)
                 each = inner.nested(Scope(inner.scope.child("", None, call.span))) if construct else inner
                 flow = self._one_call(call, each, flow, None)
+                if flow == ERROR:  # a failed flow is elaborated once, not once a repetition
+                    break
             return flow
         for _ in range(call.repeat):
             flow = self._one_call(call, ctx, flow, call.label)
+            if flow == ERROR:
+                break
         return flow
 
     def _one_call(self, call: ast.Call, ctx: Ctx, flow: str | None, label: str | None) -> str:
         name = call.name
+        self._spend(call.span, f"`{name}`")
         if name in ("shortcut", "gate"):
             owner = "residual" if name == "shortcut" else "highway"
             raise CompileError(f"`{name} {{ … }}` is allowed only directly inside `{owner} {{ … }}`", call.name_span)
-        if name in CONSTRUCTS and (call.body is not None or name != "concat"):
+        if name in CONSTRUCTS and call.body is None and name != "concat":  # `concat @a @b` is the op
+            raise CompileError(f"`{name}` needs a body in braces `{{ … }}`", call.span, hint=CONSTRUCTS[name])
+        if name in CONSTRUCTS and call.body is not None:
             return self.BUILDERS[name](self, call, ctx, flow, label)
         if call.body is not None:
             raise CompileError(f"`{name}` takes no `{{ … }}` body", call.span,

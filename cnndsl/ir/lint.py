@@ -10,6 +10,7 @@ import networkx as nx
 
 from cnndsl.diagnostics import Diagnostic
 from cnndsl.ir.graph import inputs_of
+from cnndsl.ir.memory import large_weights
 from cnndsl.ir.opdef import fmt_shape
 
 
@@ -61,7 +62,7 @@ def _dropped_rows(graph: nx.MultiDiGraph) -> list[Diagnostic]:
     return found
 
 
-CHECKS = (_unused, _dropout_after_softmax, _dropped_rows)
+CHECKS = (_unused, _dropout_after_softmax, _dropped_rows, large_weights)
 
 
 def lint(graph: nx.MultiDiGraph) -> list[Diagnostic]:

@@ -7,6 +7,7 @@ so an installed wheel needs no checkout); Lark builds an LALR(1) parser once per
 
 from __future__ import annotations
 
+from decimal import Decimal
 from functools import lru_cache
 from importlib import resources
 
@@ -36,10 +37,21 @@ def _lark() -> Lark:
     )
 
 
-def _number(text: str) -> int | float:
-    if any(c in text for c in ".eE"):
-        return float(text)
-    return int(text)
+MAX_DIGITS = 30  # a literal's digits: far beyond any limit, far below Python's int-string limit
+MAX_NESTING = 200  # brackets open at once; a construct nested deeper is an error where it opens
+
+
+def _number(text: str, span: Span) -> int | float:
+    if len(text.lstrip("0")) > MAX_DIGITS:
+        raise CompileError(f"this number has {len(text):,} characters, more than the {MAX_DIGITS} a literal may have",
+                           span)
+    if not any(c in text for c in ".eE"):
+        return int(text)
+    value = float(text)
+    if value.is_integer() and not Decimal(text) == int(value):  # 1.9999999999999999 reads as 2.0
+        raise CompileError(f"the literal {text} is not a whole number, but reads as {value:g} in floating point",
+                           span, hint="write the number you mean, with fewer digits")
+    return value
 
 
 class _ToAst(Transformer):
@@ -56,11 +68,11 @@ class _ToAst(Transformer):
     # ---- expressions
     def number(self, items):
         (tok,) = items
-        return ast.Num(self._span(tok), _number(tok.value))
+        return ast.Num(self._span(tok), _number(tok.value, self._span(tok)))
 
     def dims(self, items):
         (tok,) = items
-        return ast.Dims(self._span(tok), tuple(int(v) for v in tok.value.split("x")))
+        return ast.Dims(self._span(tok), tuple(int(_number(v, self._span(tok))) for v in tok.value.split("x")))
 
     def name(self, items):
         (tok,) = items
@@ -152,7 +164,7 @@ class _ToAst(Transformer):
             span=self._span(meta),
             name_span=self._span(name_tok),
             body=body,
-            repeat=int(repeat.value[1:]) if repeat is not None else 1,
+            repeat=int(_number(repeat.value[1:], self._span(repeat))) if repeat is not None else 1,
         )
 
     def body_tail(self, items):
@@ -212,7 +224,13 @@ class _ToAst(Transformer):
         return ast.Param(name_tok.value, default, self._span(meta))
 
     def params(self, items):
-        return [p for p in items if p is not None]
+        params = [p for p in items if p is not None]
+        for p in params:
+            first = next(q for q in params if q.name == p.name)
+            if first is not p:
+                raise CompileError(f"parameter `{p.name}` is declared twice", p.span,
+                                   notes=[f"the first declaration is at {first.span}"])
+        return params
 
     @v_args(meta=True)
     def use(self, meta, items):
@@ -251,6 +269,7 @@ def parse(text: str, file: str = "<string>") -> ast.Module:
     independent mistakes of a file, each at its own place.
     """
     source = text if text.endswith("\n") else text + "\n"
+    _check_nesting(source, file)
     errors: list[Diagnostic] = []
     attempt = source
     while True:
@@ -279,6 +298,39 @@ def parse(text: str, file: str = "<string>") -> ast.Module:
         raise CompileError("the program nests too deeply to parse", Span(file, 1, 1)) from None
 
 
+def _check_nesting(text: str, file: str) -> None:
+    """Refuse brackets nested deeper than MAX_NESTING where the one too many opens, before the
+    parser (whose tree would be as deep) sees them. Comments and strings are skipped."""
+    depth, line, col, i = 0, 1, 1, 0
+    closing = {"(": ")", "[": "]", "{": "}"}
+    n = len(text)
+    while i < n:
+        c = text[i]
+        if c == "#" or c == '"':
+            end = text.find("\n" if c == "#" else '"', i + 1)
+            end = n if end < 0 else end
+            skipped = text[i:end]
+            if "\n" in skipped:
+                line += skipped.count("\n")
+                col = len(skipped) - skipped.rindex("\n")
+            else:
+                col += len(skipped)
+            i = end
+            continue
+        if c in closing:
+            depth += 1
+            if depth > MAX_NESTING:
+                raise CompileError(f"brackets nest more than {MAX_NESTING} deep here", Span(file, line, col, line, col + 1),
+                                   hint="flatten the program: `repeat N { … }` or `xN` repeats without nesting")
+        elif c in ")]}":
+            depth = max(0, depth - 1)
+        if c == "\n":
+            line, col = line + 1, 1
+        else:
+            col += 1
+        i += 1
+
+
 def _blank_rest_of_line(text: str, exc: UnexpectedInput) -> tuple[str, bool]:
     """Blank from the error to the end of its line, keeping brackets; (new text, changed?)."""
     token = getattr(exc, "token", None)
@@ -297,8 +349,14 @@ def _blank_rest_of_line(text: str, exc: UnexpectedInput) -> tuple[str, bool]:
 
 def parse_expr(text: str, file: str = "<command line>") -> ast.Expr:
     """Parse one full expression (for `--set name=value`)."""
+    _check_nesting(text, file)
     try:
         tree = _lark().parse(text, start="expr")
     except UnexpectedInput as exc:
         raise syntax_error(file, exc, text) from None
-    return _ToAst(file).transform(tree)
+    try:
+        return _ToAst(file).transform(tree)
+    except VisitError as exc:
+        if isinstance(exc.orig_exc, CompileError):
+            raise exc.orig_exc from None
+        raise

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 TOLERANCE = 1e-4
 FALLBACK_OPSET = 18  # where torch does not say which opset its exporter defaults to
+MIN_OPSET = 18  # the oldest opset torch's dynamo exporter writes
 
 
 class ExportError(RuntimeError):
@@ -286,8 +287,9 @@ def add_command(subparsers: argparse._SubParsersAction, common) -> None:  # noqa
                                                   "checked by onnx.checker and onnxruntime)")
     p.add_argument("--torchscript", metavar="PATH", help="write a TorchScript module (torch.jit.trace)")
     p.add_argument("--exported-program", metavar="PATH", help="write a torch.export ExportedProgram (.pt2)")
-    p.add_argument("--opset", type=_positive, metavar="N", default=None,
-                   help="ONNX opset version (default: torch's exporter default, 20 with torch 2.14)")
+    p.add_argument("--opset", type=_opset, metavar="N", default=None,
+                   help=f"ONNX opset version, {MIN_OPSET} or later (default: torch's exporter default, 20 with "
+                        "torch 2.14)")
     p.add_argument("--dynamic-batch", action="store_true",
                    help="make the batch dimension dynamic (ONNX, exported program; checked at two batch sizes)")
     p.add_argument("--batch", type=_positive, metavar="N", default=2,
@@ -296,6 +298,16 @@ def add_command(subparsers: argparse._SubParsersAction, common) -> None:  # noqa
                    help=f"largest allowed difference from the torch backend, relative (default: {TOLERANCE:g})")
     common(p)
     p.set_defaults(run=run)
+
+
+def _opset(text: str) -> int:
+    """An opset the dynamo exporter writes ({MIN_OPSET} on) and the installed onnx knows."""
+    import onnx
+
+    value, newest = _positive(text), onnx.defs.onnx_opset_version()
+    if not MIN_OPSET <= value <= newest:
+        raise argparse.ArgumentTypeError(f"opset {value} is outside what the exporter writes: {MIN_OPSET} … {newest}")
+    return value
 
 
 def _positive(text: str) -> int:
@@ -326,6 +338,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"cnndsl export: error: cannot write {path}: no directory {Path(path).parent}", file=sys.stderr)
             return 1
     net = compile_for(args, args.file)
+    net.check_memory("exporting with an example batch", batch=args.batch)
     module = net.to_torch().eval()
     params = sum(p.numel() for p in module.parameters())
     shapes = ", ".join("x".join(map(str, (args.batch, *s))) for s in module.input_shapes)

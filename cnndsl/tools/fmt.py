@@ -65,6 +65,7 @@ from lark.exceptions import UnexpectedInput
 
 from cnndsl.diagnostics import CompileError, Span
 from cnndsl.syntax.parser import grammar_text, parse
+from cnndsl.syntax.source import MAX_SOURCE_BYTES, read_source
 
 INDENT = 2
 TAB = 8  # columns of a tab when measuring where a trailing comment starts
@@ -430,10 +431,11 @@ def run(args: argparse.Namespace) -> int:
         stdin = name == "-"
         label = "<stdin>" if stdin else name
         try:
-            text = sys.stdin.read() if stdin else Path(name).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as err:
-            reason = err.strerror if isinstance(err, OSError) else str(err)
-            print(f"cnndsl fmt: error: cannot read {name}: {reason}", file=sys.stderr)
+            text = sys.stdin.read(MAX_SOURCE_BYTES + 1) if stdin else read_source(name)
+            if len(text) > MAX_SOURCE_BYTES:
+                raise CompileError(f"cannot read <stdin>: more than the source limit of {MAX_SOURCE_BYTES:,} bytes")
+        except (CompileError, UnicodeDecodeError) as err:
+            print(f"cnndsl fmt: error: {err}", file=sys.stderr)
             errors += 1
             continue
         try:

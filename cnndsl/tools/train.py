@@ -280,6 +280,7 @@ def _fit(args, net, data, kind, device, world, rank, seed, batch, steps_per_epoc
     say = print if main_rank else (lambda *a, **k: None)
 
     torch.manual_seed(seed)
+    net.check_memory("training", batch=batch, training=True)
     module = net.to_torch().to(device)
     optimizer = torch.optim.Adam(module.parameters(), lr=args.lr or DEFAULT_LR)
     step, epoch, offset, losses = 0, 0, 0, []

@@ -274,6 +274,7 @@ def _run(args: argparse.Namespace) -> int:
         raise WeightsError(f"cannot write {args.output}: no directory {Path(args.output).parent}")
     source = reference_from(args.source, _parse_args(args.ref_args))
     net = compile_for(args, args.file)
+    net.check_memory("comparing outputs on the example batch", batch=max(2, args.batch))
     module = net.to_torch()
     gen = torch.Generator().manual_seed(0)
     inputs = tuple(torch.randn(args.batch, *s, generator=gen) for s in module.input_shapes)

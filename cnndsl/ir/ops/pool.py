@@ -40,6 +40,11 @@ def _make(name: str, doc: str, doc_shape: str, extra: tuple[ParamSpec, ...] = ()
             attrs["stride"] = attrs["kernel"]
             return attrs
         if attrs["kernel"] == "global":
+            ignored = [p for p, unset in (("stride", attrs["stride"] is None), ("pad", attrs["pad"] == (0, 0)),
+                                          ("ceil", not attrs["ceil"])) if not unset]
+            if ignored:
+                raise ArgError(f"{name} global takes no {ignored[0]}: it pools the whole map to 1x1",
+                               param=ignored[0], hint=f"write `{name} global`, or give a window: `{name} 3x3 /2`")
             attrs["stride"], attrs["pad"] = (1, 1), (0, 0)
             return attrs
         if attrs["stride"] is None:

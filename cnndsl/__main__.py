@@ -1,0 +1,7 @@
+"""`python -m cnndsl …` is the `cnndsl` command."""
+
+import sys
+
+from cnndsl.cli import main
+
+sys.exit(main())
