@@ -12,6 +12,7 @@ from importlib import metadata
 
 from cnndsl.api import Network, compile_file, compile_source
 from cnndsl.diagnostics import CompileError, Diagnostic, Span
+from cnndsl.models import create_model, list_models
 
 
 def load_weights(module, source):  # noqa: ANN001 - torch types stay out of `import cnndsl`
@@ -27,4 +28,5 @@ try:
 except metadata.PackageNotFoundError:  # a checkout that was never installed
     __version__ = "unknown"
 
-__all__ = ["load_weights", "CompileError", "Diagnostic", "Network", "Span", "compile_file", "compile_source"]
+__all__ = ["load_weights", "CompileError", "Diagnostic", "Network", "Span", "compile_file", "compile_source",
+           "create_model", "list_models"]

@@ -17,7 +17,7 @@ from cnndsl.ir import graph as ir_graph
 from cnndsl.ir.lint import lint
 from cnndsl.ir.memory import check_memory
 from cnndsl.ir.summary import Summary, summarize
-from cnndsl.syntax.source import read_source
+from cnndsl.syntax.source import read_entry
 
 if TYPE_CHECKING:  # the torch backend is imported only when a module is asked for
     import torch
@@ -142,7 +142,7 @@ def compile_source(
 def load_library(path: str | Path, search: list[str] | None = None, limits: Limits | None = None) -> Program:
     """Parse a file and every library it `use`s without building a network (`check` on a library)."""
     source_limit = (limits or Limits()).source
-    text = read_source(path, limit=source_limit)
+    text = read_entry(path, limit=source_limit)
     try:
         return load_program(text, str(path), search, source_limit)
     except CompileError as err:
@@ -158,5 +158,5 @@ def compile_file(
     limits: Limits | None = None,
 ) -> Network:
     """Compile a `.cnn` file (its `use`s resolved relative to it)."""
-    text = read_source(path, limit=(limits or Limits()).source)
+    text = read_entry(path, limit=(limits or Limits()).source)
     return compile_source(text, str(path), set=set, input=input, path=search, limits=limits)

@@ -17,6 +17,7 @@ from cnndsl.api import load_library, parse_limits
 from cnndsl.backends.triton.plan import plan_launch
 from cnndsl.diagnostics import CompileError, UsageError
 from cnndsl.ir.graph import dumps
+from cnndsl.models import resolve
 from cnndsl.tools.options import add_common_options, compile_for
 from cnndsl.tools.summary import depth_arg, render
 
@@ -127,7 +128,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     errors = 0
     for file in args.files:
         try:
-            library = load_library(file, args.path, parse_limits(args.limit))
+            library = load_library(resolve(file), args.path, parse_limits(args.limit))
             if not library.module.networks:  # a library of blocks: its syntax and its `use`s
                 if not args.quiet:
                     n = len(library.module.blocks)
@@ -161,7 +162,8 @@ COMMANDS = {"compile": cmd_compile, "check": cmd_check, "summary": cmd_summary}
 # Tool commands live beside their tools: each module has `add_command(subparsers, common)`,
 # which adds a subparser and sets `run=function(args) -> exit status`. The modules import
 # torch (and friends) only inside `run`, so `--help`, `check` and `summary` stay light.
-TOOL_COMMANDS: list[str] = ["cnndsl.tools.fmt", "cnndsl.tools.graph", "cnndsl.tools.export", "cnndsl.tools.weights_cli", "cnndsl.tools.train"]
+TOOL_COMMANDS: list[str] = ["cnndsl.tools.fmt", "cnndsl.tools.graph", "cnndsl.tools.export", "cnndsl.tools.weights_cli",
+                            "cnndsl.tools.train", "cnndsl.tools.zoo_cli"]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -107,10 +107,13 @@ def test_the_packaged_zoo_library_is_on_every_search_path(tmp_path, capsys):
 
 def test_entry_files_must_be_regular_and_bounded(tmp_path, capsys):
     os.mkfifo(tmp_path / "f.cnn")
-    for path, message in [("/dev/zero", "not a regular file"), (str(tmp_path / "f.cnn"), "not a regular file"),
-                          (str(tmp_path), "a directory")]:
+    (tmp_path / "pw.cnn").symlink_to("/etc/passwd")
+    for path, message in [("/dev/zero", "a cnndsl source is a .cnn file"), (str(tmp_path / "f.cnn"), "not a regular file"),
+                          (str(tmp_path), "a directory"), ("/etc/passwd", "a cnndsl source is a .cnn file"),
+                          (str(tmp_path / "pw.cnn"), "it is a link to /etc/passwd")]:
         assert main(["check", path]) == 1
-        assert message in capsys.readouterr().err
+        err = capsys.readouterr().err
+        assert message in err and "root:" not in err
     big = tmp_path / "big.cnn"
     big.write_text("# " + "x" * 100 + "\n")
     assert main(["check", str(big), "--limit", "source=50"]) == 1

@@ -53,5 +53,18 @@ def read_source(path: str | Path, span: Span | None = None, limit: int = MAX_SOU
     return text.removeprefix(BOM)
 
 
+def read_entry(path: str | Path, limit: int = MAX_SOURCE_BYTES) -> str:
+    """`read_source` for the file a command or `compile_file` is given: it too must be a `.cnn`
+    file (after symlinks), so a syntax error never quotes some other file's lines."""
+    try:
+        real = Path(path).resolve()
+    except (OSError, RuntimeError, ValueError) as err:
+        raise CompileError(f"cannot read {path}: {_reason(err)}") from None
+    if real.suffix != ".cnn" and real.exists() and not real.is_dir():
+        shown = f" (it is a link to {real})" if real.name != Path(path).name else ""
+        raise CompileError(f"cannot read {path}: a cnndsl source is a .cnn file{shown}")
+    return read_source(path, limit=limit)
+
+
 def _reason(err: Exception) -> str:
     return err.strerror or str(err) if isinstance(err, OSError) else str(err)

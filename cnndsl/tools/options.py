@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from cnndsl.api import Network, compile_file, parse_limits
+from cnndsl.models import resolve
 
 
 def add_common_options(p: argparse.ArgumentParser) -> None:
@@ -21,14 +22,15 @@ def add_common_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--path", metavar="DIR", action="append", default=[],
                    help="a directory to search for `use` libraries (also: CNNDSL_PATH)")
     p.add_argument("--limit", metavar="NAME=N", action="append", default=[],
-                   help="raise a resource limit: nodes, repeat, depth, errors, number (e.g. --limit nodes=100000)")
+                   help="raise a resource limit: nodes, repeat, depth, errors, work, number, source (bytes), "
+                        "memory (MiB) (e.g. --limit nodes=100000; docs/LANGUAGE.md lists them)")
     p.add_argument("--no-warnings", action="store_true",
                    help="do not print warnings (one line: `# cnndsl: ignore` or `# cnndsl: ignore[code]`)")
 
 
 def compile_for(args: argparse.Namespace, file: str) -> Network:
     """Compile FILE with the common options (--set, --input, --path, --limit); print warnings."""
-    net = compile_file(file, set=args.overrides, input=args.input, search=args.path, limits=parse_limits(args.limit))
+    net = compile_file(resolve(file), set=args.overrides, input=args.input, search=args.path, limits=parse_limits(args.limit))
     if net.warnings and not args.no_warnings:
         print("\n".join(w.render(net.sources) for w in net.warnings), file=sys.stderr)
     return net
