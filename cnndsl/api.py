@@ -119,19 +119,29 @@ def compile_source(
     file: str = "<string>",
     set: dict[str, Any] | list[str] | None = None,  # noqa: A002 - the public name the CLI mirrors
     input: str | tuple[int, ...] | None = None,  # noqa: A002
-    path: list[str] | None = None,
+    search: list[str] | None = None,
     limits: Limits | None = None,
 ) -> Network:
-    """Compile `.cnn` source text into a checked `Network`; raise `CompileError` on a mistake."""
+    """Compile `.cnn` source text into a checked `Network`; raise `CompileError` on a mistake.
+
+    search: directories `use` looks in (as `compile_file`'s and the CLI's --path)."""
     sources = {file: text}
     source_limit = (limits or Limits()).source
     try:
         if len(text) > source_limit:
             raise CompileError(f"{file}: the source has {len(text):,} characters, more than the source limit of "
                                f"{source_limit:,}", hint="raise it with --limit source=N")
-        program = load_program(text, file, path, source_limit)
+        program = load_program(text, file, search, source_limit)
         sources = program.sources
-        graph = elaborate(program, parse_overrides(set), parse_input_shape(input), limits)
+        overrides, shape = parse_overrides(set), parse_input_shape(input)
+        try:
+            graph = elaborate(program, overrides, shape, limits)
+        except CompileError as err:
+            if not isinstance(err, UsageError):  # a well-formed option the program then rejects
+                given = [f"--set {k}={v}" for k, v in overrides.items()] + ([f"--input {input}"] if shape else [])
+                for diag in err.diagnostics if given else []:
+                    diag.notes.append(f"with {' '.join(given)} (given on the command line)")
+            raise
     except CompileError as err:
         err.sources = {**sources, **err.sources}
         raise
@@ -159,4 +169,4 @@ def compile_file(
 ) -> Network:
     """Compile a `.cnn` file (its `use`s resolved relative to it)."""
     text = read_entry(path, limit=(limits or Limits()).source)
-    return compile_source(text, str(path), set=set, input=input, path=search, limits=limits)
+    return compile_source(text, str(path), set=set, input=input, search=search, limits=limits)

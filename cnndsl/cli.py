@@ -17,6 +17,7 @@ from cnndsl.api import load_library, parse_limits
 from cnndsl.backends.triton.plan import plan_launch
 from cnndsl.diagnostics import CompileError, UsageError
 from cnndsl.ir.graph import dumps
+from cnndsl.ir.summary import scaled
 from cnndsl.models import resolve
 from cnndsl.tools.options import add_common_options, compile_for
 from cnndsl.tools.summary import depth_arg, render
@@ -59,8 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check", help="check files and report every error",
                        description="Check each FILE; print every error with file:line:col and exit 1 if any.")
-    p.add_argument("files", metavar="FILE", nargs="+")
-    p.add_argument("-q", "--quiet", action="store_true", help="print errors only")
+    p.add_argument("files", metavar="FILE", nargs="+",
+                   help="a .cnn file, a zoo network's name, or a directory (the .cnn files below it)")
+    p.add_argument("-q", "--quiet", action="store_true", help="print errors only (no ok lines, no warnings)")
     add_common_options(p)
 
     p = sub.add_parser("summary", help="per-layer output shapes, parameters and MACs",
@@ -95,6 +97,8 @@ def _write(text: str, path: str | None) -> None:
 
 def cmd_compile(args: argparse.Namespace) -> int:
     net = compile_for(args, args.file)
+    if args.emit == "plan":  # the launch listing is the Triton planner's: --emit plan selects it
+        args.backend = "triton"
     if getattr(args, "backend", "torch") == "triton":
         if args.emit == "torch":
             print("cnndsl compile: error: --emit torch is the torch backend's output; drop --backend triton",
@@ -118,15 +122,30 @@ def cmd_compile(args: argparse.Namespace) -> int:
             import torch
 
             torch.save(module, args.output)
-            print(f"saved {net.name} ({sum(p.numel() for p in module.parameters()):,} parameters) to {args.output}")
+            print(f"saved {net.name} ({sum(p.numel() for p in module.parameters()):,} parameters) to {args.output}; "
+                  f"load it with torch.load({args.output!r}, weights_only=False) where cnndsl is installed")
         else:
             print(module.code)
     return 0
 
 
+def _expand(names: list[str]) -> list[str]:
+    """FILE arguments: a directory stands for the .cnn files below it (as for `fmt`)."""
+    files: list[str] = []
+    for name in names:
+        path = Path(name)
+        if path.is_dir():
+            files.extend(str(p) for p in sorted(path.rglob("*.cnn")))
+        else:
+            files.append(name)
+    return files
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     errors = 0
-    for file in args.files:
+    if args.quiet:
+        args.no_warnings = True
+    for file in _expand(args.files):
         try:
             library = load_library(resolve(file), args.path, parse_limits(args.limit))
             if not library.module.networks:  # a library of blocks: its syntax and its `use`s
@@ -142,8 +161,9 @@ def cmd_check(args: argparse.Namespace) -> int:
             errors += len(err.diagnostics)
             continue
         if not args.quiet:
-            s = net.summary()
-            print(f"{file}: ok ({len(s.rows)} layers, {s.params:,} params, {s.macs / 1e9:.2f} G MACs)")
+            s, w = net.summary(), len(net.warnings)
+            warned = f", {w} warning{'s' if w != 1 else ''}" if w else ""
+            print(f"{file}: ok ({len(s.rows)} layers, {s.params:,} params, {scaled(s.macs)} MACs{warned})")
     if errors:
         print(f"{errors} error{'s' if errors != 1 else ''}", file=sys.stderr)
         return 1

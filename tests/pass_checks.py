@@ -24,7 +24,7 @@ ZOO = Path(__file__).resolve().parents[1] / "zoo"
 
 
 def compile_net(text: str, **kw: Any):
-    return cnndsl.compile_source(text, path=[str(ZOO)], **kw).graph
+    return cnndsl.compile_source(text, search=[str(ZOO)], **kw).graph
 
 
 def run(module: nn.Module, graph, batch: int = 2, seed: int = 1) -> tuple[torch.Tensor, ...]:

@@ -111,7 +111,8 @@ def test_bad_overrides_are_usage_errors(argv, message, capsys):
 
 def test_a_well_formed_override_the_program_rejects_is_an_error_in_the_program(capsys):
     assert main(["summary", str(ZOO / "resnet18.cnn"), "--set", "classes=0"]) == 1
-    assert "fc: out must be positive, got 0" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "fc: out must be positive, got 0" in err and "note: with --set classes=0 (given on the command line)" in err
 
 
 def test_missing_file(capsys):
@@ -178,3 +179,26 @@ def test_libraries_check_but_do_not_compile(capsys):
     assert main(["summary", str(ZOO / "lib" / "resnet.cnn")]) == 1
     err = capsys.readouterr().err
     assert "lib/resnet.cnn:1:1: error:" in err and "defines no network (only blocks: basic, bottleneck, plain, bottleneck_stage, bottleneck_resnet)" in err
+
+
+def test_check_takes_directories_counts_warnings_and_quiet_hides_them(tmp_path, capsys):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "ok.cnn").write_text("network a {\n  input 3x8x8\n  relu\n}\n")
+    (tmp_path / "warn.cnn").write_text("network b {\n  x = input 3x8x8\n  @x -> conv 1x1 4\n  relu\n}\n")
+    (tmp_path / "notes.txt").write_text("not a source\n")
+    assert main(["check", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    assert "sub/ok.cnn: ok (2 layers" in captured.out and "warn.cnn: ok (3 layers, 16 params, 768 MACs, 1 warning)" \
+        in captured.out and "notes.txt" not in captured.out + captured.err
+    assert "warning:" in captured.err
+    assert main(["check", "-q", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
+
+
+def test_emit_plan_selects_the_triton_planner_and_a_saved_module_says_how_to_load_it(tmp_path, capsys):
+    assert main(["compile", str(ZOO / "lenet5.cnn"), "--emit", "plan"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("lenet5: 3 convolutions → 5 kernels") and "euclidean_rbf" in out
+    assert main(["compile", str(ZOO / "lenet5.cnn"), "--emit", "torch", "-o", str(tmp_path / "m.pt")]) == 0
+    assert f"load it with torch.load({str(tmp_path / 'm.pt')!r}, weights_only=False)" in capsys.readouterr().out

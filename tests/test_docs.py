@@ -90,7 +90,7 @@ def expectations(text: str) -> tuple[dict[str, str], str | None]:
 
 
 def compile_example(text: str, file: str = DOC_NAME) -> cnndsl.Network:
-    return cnndsl.compile_source(text, file=file, path=[str(ZOO)])
+    return cnndsl.compile_source(text, file=file, search=[str(ZOO)])
 
 
 def following_rendering(index: int) -> str | None:

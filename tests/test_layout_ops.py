@@ -81,9 +81,14 @@ def test_a_slice_outside_the_channels_is_a_clear_error(bad, message):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16], ids=["fp32", "fp16"])
 def test_shufflenet_v2_units_run_in_triton_kernels(dtype):
-    """The kept half is copied into the concat by a kernel; the branch's last conv writes its half."""
+    """The kept half is copied into the concat by a kernel, the branch's last conv writes its half,
+    each to every second channel: the shuffle after the concat moves no data. A shuffle of a map
+    that no concat writes runs as its own kernel."""
     report = triton_matches(SHUFFLE_V2, dtype)
-    assert "slice copy" in report and "channel_shuffle" in report
+    assert "slice copy" in report and "channel_shuffle" not in report.split("\n")[1]
+    assert "4 channel shuffles written by their concat's producers" in report
+    report = triton_matches("network s {\n  input 8x5x5\n  conv 3x3 12 pad=1 -> relu -> channel_shuffle 3\n}", dtype)
+    assert "1 channel_shuffle" in report
 
 
 # ---- channel_linear -------------------------------------------------------------------------

@@ -68,9 +68,10 @@ def test_commands_take_a_zoo_name_from_any_directory(tmp_path, monkeypatch, caps
     assert main(["check", "lenet5", "variants/googlenet_torchvision"]) == 0
     assert main(["check", "resnt50"]) == 1
     assert "did you mean `resnet50`" in capsys.readouterr().err
-    (tmp_path / "resnet50").mkdir()  # an existing path wins over the zoo name
-    assert main(["check", "resnet50"]) == 1
-    assert "is a directory" in capsys.readouterr().err
+    (tmp_path / "resnet50").mkdir()  # an existing path wins over the zoo name: here a directory
+    (tmp_path / "resnet50" / "mine.cnn").write_text("network mine {\n  input 3x8x8\n  relu\n}\n")
+    assert main(["check", "resnet50"]) == 0
+    assert capsys.readouterr().out == "resnet50/mine.cnn: ok (2 layers, 0 params, 0 MACs)\n"
 
 
 def test_zoo_lists_and_shows(capsys):
@@ -82,3 +83,15 @@ def test_zoo_lists_and_shows(capsys):
     assert capsys.readouterr().out == (ZOO / "lenet5.cnn").read_text()
     assert main(["zoo", "nothing*"]) == 1
     assert main(["zoo", "show"]) == 2
+
+
+def test_compile_file_and_compile_source_name_the_search_path_alike(tmp_path):
+    """One name for one thing (issue 16): `search=` in both."""
+    import inspect
+
+    assert "search" in inspect.signature(cnndsl.compile_file).parameters
+    assert "search" in inspect.signature(cnndsl.compile_source).parameters
+    assert "path" not in inspect.signature(cnndsl.compile_source).parameters
+    (tmp_path / "blocks.cnn").write_text("block twice() {\n  relu -> relu\n}\n")
+    net = cnndsl.compile_source('use "blocks.cnn"\nnetwork n {\n  input 3x8x8\n  twice()\n}\n', search=[str(tmp_path)])
+    assert net.graph.number_of_nodes() == 3

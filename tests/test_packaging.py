@@ -78,4 +78,24 @@ def test_check_and_compile_from_another_directory(installed, tmp_path):
     mine = tmp_path / "mine.cnn"  # a user's file that `use`s a library through --path
     mine.write_text('use "lib/resnet.cnn"\n\nnetwork mine {\n  input 3x32x32\n  conv 3x3 16 pad=1\n  basic(16)\n}\n', encoding="utf-8")
     _run([str(cli), "check", str(mine), "--path", str(package / "zoo")], cwd=tmp_path)
+    _run([str(cli), "check", str(mine)], cwd=tmp_path)  # the packaged zoo is on every search path
     _run([str(cli), "fmt", "--check", str(mine)], cwd=tmp_path)
+
+
+def test_zoo_networks_by_name_from_the_wheel(installed, tmp_path):
+    python, package = installed
+    cli = python.parent / "cnndsl"
+    assert "params:  25,557,032" in _run([str(cli), "summary", "resnet50"], cwd=tmp_path).stdout
+    listing = _run([str(cli), "zoo", "convnext_*"], cwd=tmp_path).stdout
+    assert "convnext_tiny" in listing and "28,589,128" in listing and "4 networks" in listing
+
+
+def test_the_license_and_the_constraints_stand_on_their_own():
+    """A LICENSE file that says what pyproject says (MIT), and no file of the set-up pointing
+    outside the repository."""
+    import tomllib
+
+    license_name = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["license"]["text"]
+    assert license_name == "MIT" and (ROOT / "LICENSE").read_text().startswith("MIT License\n")
+    for name in ("constraints.txt", "pyproject.toml", "README.md"):
+        assert "../" not in (ROOT / name).read_text(), name

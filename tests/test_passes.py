@@ -27,6 +27,7 @@ from cnndsl.passes import (
     plan_buffers,
 )
 from cnndsl.passes.concat_elim import resolve_slice, routed_by
+from cnndsl.passes.pipeline import kernel_count, run_passes
 from tests.conftest import torch_reference as reference
 from tests.pass_checks import (
     ZOO,
@@ -483,11 +484,47 @@ def test_concat_elim():
     assert new.nodes["m1.conv2"]["attrs"]["out_slice"] == ("m1.concat1", 2)
     assert new.nodes["m1.branch1.concat1"]["attrs"]["out_slice"] == ("m1.concat1", 5)
     assert new.nodes["m1.branch1.maxpool1"]["attrs"]["out_slice"] == ("m1.branch1.concat1", 2)
-    assert resolve_slice(new, "m1.branch1.maxpool1") == ("m1.concat1", 7)
+    assert resolve_slice(new, "m1.branch1.maxpool1") == ("m1.concat1", 7, 1)
     assert "out_slice" not in new.nodes["conv1"]["attrs"]  # `a`
     # the annotations survive the JSON round trip and the torch backend ignores them
     assert to_json(from_json(to_json(new))) == to_json(new)
     assert to_torch(new) is not None
+
+
+SHUFFLES = """
+network s {
+  x = input 8x4x4
+  a = conv 1x1 4
+  b = @x -> conv 3x3 4 pad=1
+  y = concat @a @b -> channel_shuffle 2
+  keep = @y -> channel_slice 0 4
+  c = @y -> channel_slice 4 8 -> conv 1x1 4
+  z = concat @keep @c -> channel_shuffle 2
+  p = @z -> conv 1x1 6
+  q = @z -> conv 1x1 3
+  u = concat @p @q -> channel_shuffle 3
+  r = @u -> conv 1x1 9
+  w = concat @r @r -> channel_shuffle 2
+}
+"""
+
+
+def test_concat_elim_folds_a_shuffle_into_its_concats_writes():
+    """ShuffleNetV2's concat -> channel_shuffle 2: each producer writes every second channel of
+    the shuffle's output (resolve_slice: offset g, step 2); a producer across two groups (u: 6 + 3
+    channels in groups of 3) or a concat that is not eliminated (w: `r` twice) leaves the shuffle."""
+    graph = compile_net(SHUFFLES)
+    new, _ = assert_same_function(graph, lambda g, w: run_passes(g, w, ("densify", "fuse_epilogue", "concat_elim"))[:2])
+    folded = sorted(n for n, d in new.nodes(data=True) if d["op"] == "channel_shuffle" and d["attrs"].get("eliminated"))
+    assert folded == ["channel_shuffle1", "channel_shuffle2"]
+    assert resolve_slice(new, "conv1") == ("channel_shuffle1", 0, 2)
+    assert resolve_slice(new, "conv2") == ("channel_shuffle1", 1, 2)
+    assert resolve_slice(new, "channel_slice1") == ("channel_shuffle2", 0, 2)  # a copy, not a route
+    assert resolve_slice(new, "conv3") == ("channel_shuffle2", 1, 2)
+    assert "route" not in new.nodes["conv3"]["attrs"]
+    # 6 convs, the slice copy, w's concat copy and the two shuffles left; the view, the eliminated
+    # concats and the folded shuffles move nothing
+    assert kernel_count(new) == 10
 
 
 def test_concat_elim_routes_one_branch_slice_per_merged_conv():

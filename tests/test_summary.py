@@ -201,3 +201,10 @@ def test_cli_depth_csv_and_connections(capsys):
     assert capsys.readouterr().out.splitlines()[1].split()[-1] == "connections"
     assert main(["summary", str(ZOO / "resnet18.cnn"), "--depth", "1", "--format", "md"]) == 0
     assert "| `layer1` | block |" in capsys.readouterr().out
+
+
+def test_counts_are_shown_in_the_unit_that_fits_them():
+    from cnndsl.ir.summary import scaled
+
+    assert [scaled(n) for n in (0, 42, 325_680, 4_455_531_264, 1_500_000)] == ["0", "42", "325.68 K", "4.46 G",
+                                                                               "1.50 M"]

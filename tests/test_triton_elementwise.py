@@ -124,5 +124,9 @@ def test_channel_shuffle(groups, config, dtype):
     channel_shuffle(nhwc(x).to(dtype), groups, out=buf[..., 3:27], config=config)
     close(nchw(buf[..., 3:27]), ref, dtype)
     assert (buf[..., :3] == 0).all() and (buf[..., 27:] == 0).all()
+    every_other = torch.zeros(2, 3, 5, 48, dtype=dtype)  # into every second channel: a folded shuffle's copy
+    channel_shuffle(nhwc(x).to(dtype), groups, out=every_other[..., 1::2], config=config)
+    close(nchw(every_other[..., 1::2]), ref, dtype)
+    assert (every_other[..., 0::2] == 0).all()
     with pytest.raises(ValueError, match="must divide"):
         channel_shuffle(nhwc(x), 5)

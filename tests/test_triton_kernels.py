@@ -324,6 +324,33 @@ def test_conv_strided_operands():
           torch.float32)
 
 
+@pytest.mark.parametrize("dtype", DTYPES, ids=["fp32", "fp16"])
+@pytest.mark.parametrize("path", ["igemm", "direct", "gemm", "linear"])
+def test_epilogue_writes_every_step_th_channel(path, dtype):
+    """c_step: channel c at c_offset + c·c_step of the buffer (a concat whose channel shuffle the
+    producers perform); the channels in between are left alone, and the view returned is the written one."""
+    n, cin, h, w, cout, step, offset = 2, 6, 5, 4, 5, 3, 2
+    k = 1 if path in ("gemm", "linear") else 3
+    x, wt, bias = conv_operands(n, cin, h, w, cout, k, 1, seed=70)
+    ref = torch.relu(conv_reference(q(x, dtype), q(wt, dtype), bias, 1, k // 2, 1, 1))
+    buf = torch.full((n, h, w, offset + (cout - 1) * step + 2), 7.0, dtype=dtype)
+    ep = Epilogue(bias=bias, post=Act("relu"), out=buf if path != "linear" else buf.view(n * h * w, -1),
+                  c_offset=offset, c_step=step)
+    if path == "linear":
+        got = linear(nhwc(x).to(dtype).reshape(-1, cin), wt.view(cout, cin).to(dtype), ep).view(n, h, w, cout)
+    else:
+        got = conv2d(nhwc(x).to(dtype), pack_conv_weight(wt).to(dtype), ep, padding=k // 2, path=path,
+                     config=dict(BLOCK_M=16, BLOCK_N=16) if path == "direct" else None)
+    close(nchw(got), ref, dtype)
+    close(nchw(buf[..., offset::step][..., :cout]), ref, dtype)
+    untouched = torch.ones(buf.shape[-1], dtype=torch.bool)
+    untouched[offset:offset + (cout - 1) * step + 1:step] = False
+    assert (buf[..., untouched] == 7.0).all()
+    with pytest.raises(ValueError, match="exceeds"):
+        conv2d(nhwc(x), pack_conv_weight(wt), Epilogue(out=torch.zeros(n, h, w, 12), c_offset=2, c_step=3),
+               padding=k // 2)
+
+
 def test_conv_in_place_and_dense_buffers():
     """out = residual (ResNet's in-place add) is allowed; so is reading channels [0, k) of a buffer while
     writing [k, k + g) of it (DenseNet); an overlapping read/write is refused."""

@@ -205,7 +205,7 @@ def test_inception_reduction_saves_params():
 
 def test_inception_via_search_path():
     text = 'use "lib/inception.cnn"\nnetwork t {\n  input 480x14x14\n  googlenet_aux(10)\n}\n'
-    net = cnndsl.compile_source(text, file="<test>", path=[str(ZOO)])
+    net = cnndsl.compile_source(text, file="<test>", search=[str(ZOO)])
     assert net.summary().params == 480 * 128 + 128 + 2_098_176 + 1024 * 10 + 10
 
 

@@ -173,6 +173,8 @@ class Elaborator(Constructs):
             value = self._ref(stmt.ref, ctx) if stmt.ref else flow
             if value is None:
                 raise CompileError("`output` of nothing: no layer comes before it", stmt.span)
+            if value == ERROR:  # its mistake is reported where it was made
+                return flow
             if value in ctx.outputs:
                 raise CompileError(f"`{value}` is already an output", stmt.span,
                                    hint="after a side chain `@x -> …`, a bare `output` is the main flow; name the value: `output @x`")

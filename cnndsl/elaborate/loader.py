@@ -23,7 +23,7 @@ from cnndsl.elaborate.constructs import CONSTRUCTS
 from cnndsl.ir.registry import REGISTRY
 from cnndsl.syntax import ast
 from cnndsl.syntax.parser import parse
-from cnndsl.syntax.source import BOM, MAX_SOURCE_BYTES, read_source
+from cnndsl.syntax.source import BOM, MAX_PATH_CHARS, MAX_SOURCE_BYTES, read_source
 
 
 @dataclass
@@ -59,6 +59,8 @@ def _shown(path: Path) -> str:
 
 
 def _resolve(use: ast.Use, importer: str, path: list[Path], roots: list[Path]) -> Path:
+    if len(use.path) > MAX_PATH_CHARS:
+        raise CompileError(f"`use`: the path has {len(use.path):,} characters, more than {MAX_PATH_CHARS:,}", use.span)
     if not use.path.endswith(".cnn"):
         raise CompileError(f'`use` imports .cnn libraries only, not "{use.path}"', use.span)
     base = Path(importer).parent if importer and not importer.startswith("<") else Path.cwd()
@@ -66,12 +68,12 @@ def _resolve(use: ast.Use, importer: str, path: list[Path], roots: list[Path]) -
     for root in [base, *path, packaged_zoo()]:
         try:
             candidate = (root / use.path).resolve()
-        except (OSError, RuntimeError, ValueError):  # a symlink loop, a NUL byte
+            if not any(candidate.is_relative_to(r) for r in roots):
+                refused = refused or candidate
+            elif candidate.exists():
+                return candidate
+        except (OSError, RuntimeError, ValueError):  # a symlink loop, a NUL byte, a name too long
             continue
-        if not any(candidate.is_relative_to(r) for r in roots):
-            refused = refused or candidate
-        elif candidate.exists():
-            return candidate
     allowed = ", ".join(_shown(r) for r in [base, *path, packaged_zoo()])
     if refused is not None:
         raise CompileError(f'`use "{use.path}"` leads outside the directories a program may read', use.span,

@@ -20,6 +20,14 @@ import networkx as nx
 from cnndsl.ir.infer import node_stats
 
 
+def scaled(n: float) -> str:
+    """A count in the unit that fits it: 11.51 G, 325.68 K, 42 (LeNet's MACs are not `0.00 G`)."""
+    for unit, size in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(n) >= size:
+            return f"{n / size:.2f} {unit}"
+    return f"{n:g}"
+
+
 def block_of(name: str, depth: int | None) -> str:
     """The name cut to its first `depth` components (`layer3.1.conv2`, 2 → `layer3.1`)."""
     if depth is None:

@@ -25,6 +25,15 @@ when its producer is a (merged, possibly fused) convolution that routes no other
 producer's attrs get `route = slice_node` (the convolution writes that channel range straight
 into the concat's buffer; a kernel epilogue with two destinations); otherwise it is a copy.
 
+A `channel_shuffle G` whose input is such a concat (read by nothing else, itself written into
+no other concat) is folded into the producers' writes (ShuffleNetV2's `concat -> shuffle`):
+when every producer's channels lie within one of the G groups, the shuffle's attrs get
+`eliminated = True` and the concat's `out_slice = (shuffle, 0)` and `shuffle = G`: the
+concat's channel k lands at channel (k mod C/G)·G + k div C/G of the shuffle's output, so a
+producer of group g at concat offset o writes its channel c at (o − g·C/G + c)·G + g, a step
+of G (`resolve_slice`). No kernel moves the shuffled data; the convolution epilogues and the
+slice copies write it where the shuffle would have put it.
+
 Concats that do not qualify are left alone (they copy, as before). The torch backend ignores
 the annotations: the graph computes the same function, and `to_torch` still concatenates.
 """
@@ -65,12 +74,40 @@ def concat_elim(graph: nx.MultiDiGraph) -> nx.MultiDiGraph:
             g.nodes[p]["attrs"]["out_slice"] = (node, offset)
             offset += g.nodes[p]["shape"][0]
         g.nodes[node]["attrs"]["eliminated"] = True
+    for node in list(g.nodes):
+        if g.nodes[node]["op"] == "channel_shuffle":
+            _fold_shuffle(g, node)
     for node, data in g.nodes(data=True):
-        if data["op"] == "slice" and "out_slice" in data["attrs"]:
+        if data["op"] == "slice" and "out_slice" in data["attrs"] and not _stepped(g, node):
             src = inputs_of(g, node)[0]
             if g.nodes[src]["op"] in ROUTERS and "route" not in g.nodes[src]["attrs"]:
                 g.nodes[src]["attrs"]["route"] = node
     return g
+
+
+def _fold_shuffle(g: nx.MultiDiGraph, shuffle: str) -> None:
+    """Fold `shuffle` into its concat's writes when it qualifies (see the module docstring)."""
+    (concat,) = inputs_of(g, shuffle)
+    data = g.nodes[concat]
+    if data["op"] != "concat" or not data["attrs"].get("eliminated") or "out_slice" in data["attrs"]:
+        return
+    if len(out_edges(g, concat)) != 1 or concat in g.graph["outputs"]:
+        return
+    groups, channels = g.nodes[shuffle]["attrs"]["groups"], data["shape"][0]
+    per = channels // groups
+    offset = 0
+    for p in inputs_of(g, concat):
+        width = g.nodes[p]["shape"][0]
+        if offset // per != (offset + width - 1) // per or g.nodes[p]["op"] not in (*ROUTERS, "slice"):
+            return
+        offset += width
+    data["attrs"].update(out_slice=(shuffle, 0), shuffle=groups)
+    g.nodes[shuffle]["attrs"]["eliminated"] = True
+
+
+def _stepped(graph: nx.MultiDiGraph, node: str) -> bool:
+    where = resolve_slice(graph, node)
+    return where is not None and where[2] != 1
 
 
 def routed_by(graph: nx.MultiDiGraph, node: str) -> str | None:
@@ -81,11 +118,18 @@ def routed_by(graph: nx.MultiDiGraph, node: str) -> str | None:
     return src if graph.nodes[src]["attrs"].get("route") == node else None
 
 
-def resolve_slice(graph: nx.MultiDiGraph, node: str) -> tuple[str, int] | None:
-    """(outermost concat, channel offset) where `node`'s output lives, or None if it has its own buffer."""
-    where = graph.nodes[node]["attrs"].get("out_slice")
-    if where is None:
+def resolve_slice(graph: nx.MultiDiGraph, node: str) -> tuple[str, int, int] | None:
+    """(owner, offset, step): `node`'s channel c lives at channel offset + c·step of the output of
+    `owner` (its outermost concat, or a folded shuffle); None if it has a buffer of its own."""
+    if "out_slice" not in graph.nodes[node]["attrs"]:
         return None
-    concat, offset = where
-    outer = resolve_slice(graph, concat)
-    return (concat, offset) if outer is None else (outer[0], outer[1] + offset)
+    owner, offset, step = node, 0, 1
+    while "out_slice" in graph.nodes[owner]["attrs"]:
+        parent, at = graph.nodes[owner]["attrs"]["out_slice"]
+        if owner != node and graph.nodes[owner]["attrs"].get("shuffle"):  # channel k → (k mod C/G)·G + k div C/G
+            groups = graph.nodes[owner]["attrs"]["shuffle"]
+            per = graph.nodes[owner]["shape"][0] // groups
+            g = offset // per
+            offset, step = (offset - g * per) * groups + g, step * groups
+        owner, offset = parent, at + offset
+    return owner, offset, step

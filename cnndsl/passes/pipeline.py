@@ -140,7 +140,7 @@ def kernel_count(graph: nx.MultiDiGraph) -> int:
     n = 0
     for _, data in graph.nodes(data=True):
         op, attrs = data["op"], data["attrs"]
-        if op == "input" or REGISTRY[op].has("view") or (op == "concat" and attrs.get("eliminated")):
+        if op == "input" or REGISTRY[op].has("view") or (op in ("concat", "channel_shuffle") and attrs.get("eliminated")):
             continue
         if op == "slice" and "out_slice" not in attrs:
             continue
@@ -167,6 +167,7 @@ class OptimizeReport:
     gates_fused: int  # squeeze-and-excitation products multiplied in by the convs reading them
     concats: int
     concats_eliminated: int
+    shuffles_folded: int  # channel shuffles performed by their concat's producers' writes (a channel step)
     ops: int  # nodes before (inputs excluded)
     kernels: int  # kernel_count after
     buffers: BufferReport | None
@@ -182,7 +183,8 @@ class OptimizeReport:
             f"{self.acts_fused} activations, {self.residual_adds_fused} residual adds"
             + (f", {self.highways_fused} highway gates" if self.highways_fused else "")
             + (f", {self.gates_fused} SE gates" if self.gates_fused else "") + " fused",
-            f"{self.concats_eliminated} of {self.concats} concats eliminated",
+            f"{self.concats_eliminated} of {self.concats} concats eliminated"
+            + (f" ({self.shuffles_folded} channel shuffles folded into their writes)" if self.shuffles_folded else ""),
             f"{self.ops} ops → {self.kernels} kernels",
         ]
         text = f"{self.name}: " + "; ".join(parts)
@@ -230,6 +232,8 @@ def optimize(
         gates_fused=final.get("mul", 0) - at["fuse_gate"].get("mul", 0),
         concats=c.get("concat", 0),
         concats_eliminated=sum(1 for _, d in g.nodes(data=True) if d["op"] == "concat" and d["attrs"].get("eliminated")),
+        shuffles_folded=sum(1 for _, d in g.nodes(data=True)
+                            if d["op"] == "channel_shuffle" and d["attrs"].get("eliminated")),
         ops=sum(n for op, n in c.items() if op != "input"),
         kernels=kernel_count(g),
         buffers=trace.reports.get("plan_buffers"),

@@ -37,7 +37,7 @@ import networkx as nx
 from cnndsl.ir.infer import node_stats
 from cnndsl.ir.opdef import fmt_shape
 from cnndsl.ir.registry import REGISTRY, ops
-from cnndsl.ir.summary import block_of
+from cnndsl.ir.summary import block_of, scaled
 from cnndsl.tools.options import compile_for
 
 FORMATS = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": "dot", ".gv": "dot", ".html": "html", ".htm": "html"}
@@ -326,7 +326,7 @@ def to_dot(graph: nx.MultiDiGraph, depth: int | str | None = "auto", direction: 
     params, macs = _stats(graph, list(graph.nodes))
     dot = graphviz.Digraph(name=graph.graph["name"])
     title = (f'<<b>{html.escape(graph.graph["name"])}</b><br/><font point-size="10" color="#555555">'
-             f"{params:,} params · {macs / 1e9:.2f} G MACs</font>>")
+             f"{params:,} params · {scaled(macs)} MACs</font>>")
     dot.attr(rankdir=direction, fontname=FONT, label=title, labelloc="t", nodesep="0.25", ranksep="0.3",
              newrank="true", tooltip=graph.graph["name"])
     dot.attr("node", shape="box", style="rounded,filled", fontname=FONT, fontsize="11", penwidth="0.8",
@@ -513,7 +513,7 @@ def to_html(graph: nx.MultiDiGraph, depth: int | str | None = "auto", direction:
 </head>
 <body>
 <h1>{html.escape(name)}</h1>
-<div class="stats">{params:,} parameters · {macs / 1e9:.2f} G MACs · {graph.number_of_nodes()} layers</div>
+<div class="stats">{params:,} parameters · {scaled(macs)} MACs · {graph.number_of_nodes()} layers</div>
 <div class="bar">{"".join(buttons)}</div>
 <p class="hint">Click a purple block to open it (the next depth, with that block marked); hover a box for its name, parameters and MACs.</p>
 {chr(10).join(panes)}

@@ -13,7 +13,7 @@ import io
 import json
 
 from cnndsl.ir.opdef import fmt_shape
-from cnndsl.ir.summary import Summary
+from cnndsl.ir.summary import Summary, scaled
 
 FORMATS = ("text", "md", "json", "csv")
 
@@ -109,7 +109,7 @@ def _totals(s: Summary) -> list[str]:
         f"inputs:  {', '.join(fmt_shape(s) for s in s.inputs)}",
         f"outputs: {', '.join(fmt_shape(s) for s in s.outputs)}",
         f"params:  {s.params:,} ({s.trainable_params:,} trainable{fixed})",
-        f"MACs:    {s.macs:,} ({s.macs / 1e9:.2f} G)",
+        f"MACs:    {s.macs:,} ({scaled(s.macs)})",
     ]
 
 def _markdown(s: Summary, columns) -> str:

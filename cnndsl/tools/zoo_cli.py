@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from cnndsl.diagnostics import CompileError
+from cnndsl.ir.summary import scaled
 from cnndsl.models import describe, list_models, model_path
 
 EPILOG = """examples:
@@ -50,6 +51,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"{'name':<{width}}  {'params':>13}  {'MACs':>9}  what it is")
     for name in names:
         info = describe(name)
-        print(f"{name:<{width}}  {info.params:>13,}  {info.macs / 1e9:>7.2f} G  {info.title}", flush=True)
+        print(f"{name:<{width}}  {info.params:>13,}  {scaled(info.macs):>9}  {info.title}", flush=True)
     print(f"{len(names)} networks (cnndsl zoo show NAME prints one; any command takes a NAME where it takes a FILE)")
     return 0

@@ -66,15 +66,16 @@ def check_dtype(name: str, t: torch.Tensor) -> str:
     return DTYPES[t.dtype]
 
 
-def row_stride(name: str, t: torch.Tensor, shape: tuple[int, ...] | None = None) -> int:
+def row_stride(name: str, t: torch.Tensor, shape: tuple[int, ...] | None = None, any_channel_step: bool = False) -> int:
     """The row (pixel) stride of a channels-last tensor viewed as ``[prod(shape[:-1]), C]``.
 
-    Checks the shape when given; raises ValueError when the tensor's channel stride is not 1 or its
-    leading dimensions cannot be flattened into one row index without a copy.
+    Checks the shape when given; raises ValueError when the tensor's channel stride is not 1 (any
+    positive step with `any_channel_step`) or its leading dimensions cannot be flattened into one row
+    index without a copy.
     """
     if shape is not None and tuple(t.shape) != tuple(shape):
         raise ValueError(f"{name}: expected shape {tuple(shape)}, got {tuple(t.shape)}")
-    if t.shape[-1] > 1 and t.stride(-1) != 1:
+    if t.shape[-1] > 1 and (t.stride(-1) < 1 if any_channel_step else t.stride(-1) != 1):
         raise ValueError(f"{name}: channel (last) stride must be 1, got strides {t.stride()}")
     try:
         rows = t.view(-1, t.shape[-1])
@@ -120,9 +121,10 @@ def epilogue_store(
     C_RES,  # residual channels (< C_out: a zero-padded shortcut)
     hw_c_ptr,  # highway carry rows: (r, c) at r*stride_cm + c (HIGHWAY)
     stride_cm,  # highway carry row stride
-    out_ptr,  # output rows: (r, c) stored at r*stride_om + c_offset + c
+    out_ptr,  # output rows: (r, c) stored at r*stride_om + c_offset + c*c_step
     stride_om,  # output row stride (C_total for a concat buffer)
     c_offset,  # first channel of this layer's slice in the output buffer
+    c_step,  # channel step in the output buffer (>1: a concat whose channel shuffle the writes perform)
     route_ptr,  # routed rows (ROUTE): (r, c) for route_lo <= c < route_hi stored at r*stride_qm + route_shift + c
     stride_qm,  # routed output row stride
     route_lo, route_hi,  # the routed channel range [route_lo, route_hi) of this layer's C_out
@@ -164,7 +166,7 @@ def epilogue_store(
         t = activation(t, GATE_ACT, gate_a, gate_s)
         c = tl.load(hw_c_ptr + rows64[:, None] * stride_cm + cols[None, :], mask=mask, other=0.0).to(tl.float32)
         y = y * t + c * (1.0 - t)
-    out_ptrs = out_ptr + rows64[:, None] * stride_om + c_offset + cols[None, :]
+    out_ptrs = out_ptr + rows64[:, None] * stride_om + c_offset + cols[None, :] * c_step
     if ROUTE:
         routed = ((cols >= route_lo) & (cols < route_hi))[None, :]
         tl.store(out_ptrs, y.to(out_ptr.dtype.element_ty), mask=mask & ~routed)
@@ -183,7 +185,7 @@ def epilogue_args(out_rows: tuple[int, ...], cout: int, dtype_ref: torch.Tensor,
                   ep: Epilogue) -> tuple[torch.Tensor, dict[str, Any]]:
     """Check the operands of epilogue `ep` of a conv/gemm producing ``out_rows + (cout,)``; build its
     kernel arguments. Returns ``(out_buffer, kwargs)``; the written view is
-    ``out_buffer[..., ep.c_offset:ep.c_offset + cout]``.
+    ``out_buffer[..., ep.c_offset:ep.c_offset + (cout - 1) * ep.c_step + 1:ep.c_step]``.
 
     The residual is only checked for dtype and device here (its addressing is the caller's:
     ``res_ptr``, ``C_RES``). Unused pointer arguments get the output buffer (never read: their
@@ -198,8 +200,12 @@ def epilogue_args(out_rows: tuple[int, ...], cout: int, dtype_ref: torch.Tensor,
     check_dtype("out", out)
     if tuple(out.shape[:-1]) != tuple(out_rows):
         raise ValueError(f"out: expected shape {tuple(out_rows)} + (C_total,), got {tuple(out.shape)}")
-    if c_offset < 0 or c_offset + cout > out.shape[-1]:
-        raise ValueError(f"out: channel slice [{c_offset}, {c_offset + cout}) exceeds its {out.shape[-1]} channels")
+    c_step = ep.c_step
+    if c_step < 1:
+        raise ValueError(f"c_step must be ≥ 1, got {c_step}")
+    if c_offset < 0 or c_offset + (cout - 1) * c_step + 1 > out.shape[-1]:
+        raise ValueError(f"out: channel slice [{c_offset}, {c_offset + (cout - 1) * c_step + 1}) (step {c_step}) "
+                         f"exceeds its {out.shape[-1]} channels")
     stride_om = row_stride("out", out)
     if bias is not None:
         nb = 2 * cout if ep.carry is not None else cout
@@ -242,6 +248,7 @@ def epilogue_args(out_rows: tuple[int, ...], cout: int, dtype_ref: torch.Tensor,
         stride_cm=stride_cm,
         stride_om=stride_om,
         c_offset=c_offset,
+        c_step=c_step,
         route_ptr=route_buf,
         stride_qm=stride_qm,
         route_lo=route_lo,

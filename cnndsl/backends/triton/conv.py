@@ -80,6 +80,7 @@ def _conv_igemm_kernel(
     stride_cm,  # highway carry row stride
     stride_om,  # output row stride (C_total of a concat buffer)
     c_offset,  # first output channel of this conv in the output buffer
+    c_step,  # channel step in the output buffer
     route_ptr,  # routed output rows (ROUTE): channels [route_lo, route_hi) go here (epilogue_store)
     stride_qm, route_lo, route_hi, route_shift,  # its row stride, the routed range, the channel shift
     post_scale_ptr, post_shift_ptr,  # fp32 [C_out] affine after the residual add (POST_NORM)
@@ -155,7 +156,7 @@ def _conv_igemm_kernel(
 
     res_off = nb * stride_rn + (oh * RSH).to(tl.int64) * stride_rh + (ow * RSW).to(tl.int64) * stride_rw
     epilogue_store(acc, acc_t, offs_m, cols, mask_m, mask_n, res_off, bias_ptr, t_off, res_ptr, C_RES,
-                   hw_c_ptr, stride_cm, out_ptr, stride_om, c_offset,
+                   hw_c_ptr, stride_cm, out_ptr, stride_om, c_offset, c_step,
                    route_ptr, stride_qm, route_lo, route_hi, route_shift, post_scale_ptr, post_shift_ptr,
                    scale, act_a, act_s, post_a, post_s, gate_a, gate_s,
                    HAS_BIAS, HAS_RES, HIGHWAY, ACT, POST_ACT, GATE_ACT, ROUTE, POST_NORM)
@@ -191,6 +192,7 @@ def _conv_direct_kernel(
     stride_cm,  # unused
     stride_om,  # output row stride (C_total of a concat buffer)
     c_offset,  # first output channel of this conv in the output buffer
+    c_step,  # channel step in the output buffer
     route_ptr,  # routed output rows (ROUTE): channels [route_lo, route_hi) go here (epilogue_store)
     stride_qm, route_lo, route_hi, route_shift,  # its row stride, the routed range, the channel shift
     post_scale_ptr, post_shift_ptr,  # fp32 [C_out] affine after the residual add (POST_NORM)
@@ -233,7 +235,7 @@ def _conv_direct_kernel(
 
     res_off = nb * stride_rn + (oh * RSH).to(tl.int64) * stride_rh + (ow * RSW).to(tl.int64) * stride_rw
     epilogue_store(acc, acc, offs_m, cols, mask_m, mask_n, res_off, bias_ptr, t_off, res_ptr, C_RES,
-                   hw_c_ptr, stride_cm, out_ptr, stride_om, c_offset,
+                   hw_c_ptr, stride_cm, out_ptr, stride_om, c_offset, c_step,
                    route_ptr, stride_qm, route_lo, route_hi, route_shift, post_scale_ptr, post_shift_ptr,
                    scale, act_a, act_s, post_a, post_s, gate_a, gate_s,
                    HAS_BIAS, HAS_RES, HIGHWAY, ACT, POST_ACT, GATE_ACT, ROUTE, POST_NORM)
@@ -404,8 +406,8 @@ def conv2d(
         raise ValueError("path='direct' has no paired highway epilogue")
 
     buf, ep_args = C.epilogue_args((n, oh, ow), cout, x, ep)
-    c_offset = ep.c_offset
-    C.no_alias(buf[..., c_offset:c_offset + cout], x=x, weight=weight)
+    written = slice(ep.c_offset, ep.c_offset + (cout - 1) * ep.c_step + 1, ep.c_step)
+    C.no_alias(buf[..., written], x=x, weight=weight)
     if ep.route is not None:
         C.no_alias(ep.route.into[..., ep.route.at:ep.route.at + ep.route.hi - ep.route.lo], x=x, weight=weight)
     in_place = C.reads_output(buf, ep)
@@ -439,7 +441,7 @@ def conv2d(
                  in_place)
     else:
         raise ValueError(f"path: expected 'auto', 'igemm', 'direct' or 'gemm', got {path!r}")
-    return buf[..., c_offset:c_offset + cout]
+    return buf[..., written]
 
 
 def _check_residual(residual: torch.Tensor | None, out_shape: tuple[int, int, int, int],

@@ -156,9 +156,9 @@ def broadcast_binary(
 @triton.jit
 def _shuffle_kernel(
     x_ptr,  # input rows [M, C]: (m, c) at m*stride_xm + c
-    out_ptr,  # output rows: (m, o) at m*stride_om + o, o = j*G + i reading input channel i*(C/G) + j
+    out_ptr,  # output rows: (m, o) at m*stride_om + o*stride_oc, o = j*G + i reading input channel i*(C/G) + j
     M, C, G,  # rows (pixels), channels, groups
-    stride_xm, stride_om,
+    stride_xm, stride_om, stride_oc,
     BLOCK_M: tl.constexpr, BLOCK_C: tl.constexpr,
 ):
     m = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
@@ -167,7 +167,7 @@ def _shuffle_kernel(
     mask = (m < M)[:, None] & (o < C)[None, :]
     m64 = m.to(tl.int64)[:, None]
     v = tl.load(x_ptr + m64 * stride_xm + src[None, :], mask=mask, other=0.0)
-    tl.store(out_ptr + m64 * stride_om + o[None, :], v.to(out_ptr.dtype.element_ty), mask=mask)
+    tl.store(out_ptr + m64 * stride_om + o[None, :] * stride_oc, v.to(out_ptr.dtype.element_ty), mask=mask)
 
 
 _SHUFFLE_CONFIGS = [C.config(BLOCK_M=16, BLOCK_C=64), C.config(BLOCK_M=64, BLOCK_C=64), C.config(BLOCK_M=128, BLOCK_C=32)]
@@ -179,7 +179,8 @@ def channel_shuffle(x: torch.Tensor, groups: int, *, out: torch.Tensor | None = 
                     config: triton.Config | dict | None = None) -> torch.Tensor:
     """torchvision's channel_shuffle on the channels of an NHWC map (or [N, C] rows); returns out.
 
-    x and out viewable as ``[rows, C]`` (channel slices allowed); out must not overlap x (a
+    x and out viewable as ``[rows, C]`` (channel slices allowed; out's channels may be strided: one
+    group then copies into every k-th channel of a shuffled concat); out must not overlap x (a
     permutation reads other programs' channels).
     """
     C.check_dtype("x", x)
@@ -190,13 +191,14 @@ def channel_shuffle(x: torch.Tensor, groups: int, *, out: torch.Tensor | None = 
     if out is None:
         out = torch.empty_like(x, memory_format=torch.contiguous_format)
     C.check_dtype("out", out)
-    stride_om = C.row_stride("out", out, tuple(x.shape))
+    stride_om = C.row_stride("out", out, tuple(x.shape), any_channel_step=True)
     C.check_same_device(x=x, out=out)
     C.no_alias(out, x=x)
     m = x.numel() // c if c else 0
     if m == 0:
         return out
-    args = dict(x_ptr=x, out_ptr=out, M=m, C=c, G=groups, stride_xm=stride_xm, stride_om=stride_om)
+    args = dict(x_ptr=x, out_ptr=out, M=m, C=c, G=groups, stride_xm=stride_xm, stride_om=stride_om,
+                stride_oc=out.stride(-1) if c > 1 else 1)
 
     def grid(meta):
         return (triton.cdiv(m, meta["BLOCK_M"]), triton.cdiv(c, meta["BLOCK_C"]))

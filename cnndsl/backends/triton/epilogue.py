@@ -65,6 +65,7 @@ class Epilogue:
     gate: Act = Act("sigmoid")
     out: torch.Tensor | None = None
     c_offset: int = 0
+    c_step: int = 1  # channel c of this layer lands at c_offset + c·c_step (a shuffled concat: see concat_elim)
     route: Route | None = None
 
 

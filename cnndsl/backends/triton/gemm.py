@@ -42,6 +42,7 @@ def _gemm_kernel(
     stride_cm,  # highway carry row stride
     stride_om,  # output row stride (N_total of a concat buffer)
     c_offset,  # first output column of this layer in the output buffer
+    c_step,  # channel step in the output buffer
     route_ptr,  # routed output rows (ROUTE): channels [route_lo, route_hi) go here (epilogue_store)
     stride_qm, route_lo, route_hi, route_shift,  # its row stride, the routed range, the channel shift
     post_scale_ptr, post_shift_ptr,  # fp32 [C_out] affine after the residual add (POST_NORM)
@@ -87,7 +88,7 @@ def _gemm_kernel(
 
     res_off = offs_m.to(tl.int64) * stride_rm
     epilogue_store(acc, acc_t, offs_m, offs_n, mask_m, mask_n, res_off, bias_ptr, t_off, res_ptr, C_RES,
-                   hw_c_ptr, stride_cm, out_ptr, stride_om, c_offset,
+                   hw_c_ptr, stride_cm, out_ptr, stride_om, c_offset, c_step,
                    route_ptr, stride_qm, route_lo, route_hi, route_shift, post_scale_ptr, post_shift_ptr,
                    scale, act_a, act_s, post_a, post_s, gate_a, gate_s,
                    HAS_BIAS, HAS_RES, HIGHWAY, ACT, POST_ACT, GATE_ACT, ROUTE, POST_NORM)
@@ -127,7 +128,7 @@ def linear(
     x: ``[M, K]`` (any strides). weight: ``[N, K]`` (nn.Linear layout, any strides), x's dtype;
     ``[2·N, K]`` with ``epilogue.carry`` (H's rows, then T's). epilogue.residual and carry: ``[M, N]``
     with unit column stride. epilogue.out: None (allocate ``[M, N]``) or an ``[M, N_total]`` buffer
-    (unit column stride) written at columns ``[c_offset, c_offset + N)``.
+    (unit column stride) written at columns ``c_offset + n·c_step`` for n < N.
     """
     ep = epilogue or Epilogue()
     if x.dim() != 2:
@@ -150,8 +151,8 @@ def linear(
     if ep.residual is not None:
         C.row_stride("residual", ep.residual, (m, n))
     buf, ep_args = C.epilogue_args((m,), n, x, ep)
-    c_offset = ep.c_offset
-    C.no_alias(buf[:, c_offset:c_offset + n], x=x, weight=weight)
+    written = slice(ep.c_offset, ep.c_offset + (n - 1) * ep.c_step + 1, ep.c_step)
+    C.no_alias(buf[:, written], x=x, weight=weight)
     if ep.route is not None:
         C.no_alias(ep.route.into[:, ep.route.at:ep.route.at + ep.route.hi - ep.route.lo], x=x, weight=weight)
     args = dict(a_ptr=x, b_ptr=weight, **ep_args, M=m, N=n, K=k, stride_am=x.stride(0), stride_ak=x.stride(1),
@@ -163,7 +164,7 @@ def linear(
         return (triton.cdiv(m, meta["BLOCK_M"]) * triton.cdiv(n, meta["BLOCK_N"]),)
 
     C.launch(_gemm_kernel, _gemm_tuned, grid, args, config, lambda: _gemm_default(m, n, k), C.reads_output(buf, ep))
-    return buf[:, c_offset:c_offset + n]
+    return buf[:, written]
 
 
 def compile_specs(dtype: str = "fp16") -> list[tuple[object, dict[str, str], dict[str, object]]]:

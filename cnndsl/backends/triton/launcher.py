@@ -14,7 +14,8 @@ the NHWC (h, w, c) order; biases, prologue and post-norm vectors stay fp32) and 
   outputs in NCHW (or flat), in the network's output order (a tuple when there are several);
 - activations live in NHWC buffers laid out by the buffer plan, allocated on the first call
   for each batch size (sizes scale linearly with the batch); a producer of an eliminated
-  concat writes straight into its channel slice (`out=`, `c_offset=`), and a merged 1x1 conv
+  concat writes straight into its channel slice (`out=`, `c_offset=`; `c_step=` into every
+  G-th channel when the concat's channel shuffle is folded into the writes), and a merged 1x1 conv
   writes the slice a concat needs there too (`route=`);
 - each IR node is one `Step`, run as the op table (table.py) says: a Triton kernel (`conv2d`
   for fused_conv / highway_conv, with their prologue and epilogue, `linear` for fused_fc / highway_fc,
@@ -23,7 +24,7 @@ the NHWC (h, w, c) order; biases, prologue and post-norm vectors stay fp32) and 
   layerscale and prelu, and for what the passes leave unfused: a standalone activation, an add, a bn
   or scale as x·s + t; `channel_shuffle` with one group copying a slice or a concat's operands into
   its buffer), a view (flatten of a map read only by fc layers, dropout, a channel slice), nothing
-  (an eliminated concat, a routed slice), or a *torch fallback*: the node's torch lowering applied
+  (an eliminated concat, a folded channel shuffle, a routed slice), or a *torch fallback*: the node's torch lowering applied
   to NCHW copies of its inputs and written back into its buffer (a zero-padding shortcut or a
   highway gate the passes could not fuse). Fallbacks are counted and listed in `net.report`; no
   zoo network has one;
@@ -91,19 +92,21 @@ def _nchw(t: torch.Tensor, hwc: tuple[int, int, int] | None = None) -> torch.Ten
 @dataclass(frozen=True)
 class _Target:
     """Where a node's output lives: buffer `buffer`, inside the tensor of `shape` (its own, or its
-    outermost concat's: C×H×W or F) at channels ``[offset, offset + channels)``."""
+    outermost concat's: C×H×W or F) at channels ``offset + c·step`` for c < channels (step > 1:
+    a concat whose channel shuffle the writes perform)."""
 
     buffer: int
     shape: tuple[int, ...]
     offset: int
     channels: int
+    step: int = 1
 
     @staticmethod
     def of(g: nx.MultiDiGraph, node: str) -> _Target:
         where = resolve_slice(g, node)
-        owner, offset = (node, 0) if where is None else where
+        owner, offset, step = (node, 0, 1) if where is None else where
         return _Target(g.nodes[node]["attrs"]["buffer"], tuple(g.nodes[owner]["shape"]), offset,
-                       g.nodes[node]["shape"][0])
+                       g.nodes[node]["shape"][0], step)
 
     def full(self, bufs: list[torch.Tensor], batch: int) -> torch.Tensor:
         """The whole NHWC (or [N, F]) tensor this output is a channel slice of."""
@@ -111,7 +114,7 @@ class _Target:
         return t.view(batch, self.shape[1], self.shape[2], self.shape[0]) if len(self.shape) == 3 else t.view(batch, -1)
 
     def view(self, bufs: list[torch.Tensor], batch: int) -> torch.Tensor:
-        return self.full(bufs, batch)[..., self.offset:self.offset + self.channels]
+        return self.full(bufs, batch)[..., self.offset:self.offset + (self.channels - 1) * self.step + 1:self.step]
 
 
 @dataclass(frozen=True)
@@ -279,7 +282,7 @@ class TritonNetwork:
         return Epilogue(bias=w.get("bias"), act=_act(a, "act"), scale=a.get("scale", 1.0) if residual != "none" else 1.0,
                         res_stride=tuple(a.get("res_stride", (1, 1))) if residual == "zeropad" else (1, 1),
                         post_norm=(w["post_scale"], w["post_shift"]) if a.get("post_norm") else None,
-                        post=_act(a, "post"), out=out, c_offset=off, route=route)
+                        post=_act(a, "post"), out=out, c_offset=off, c_step=p.target.step, route=route)
 
     def _pool(self, p: _Prepared, bufs: list[torch.Tensor], batch: int) -> Run:
         a, out = p.attrs, p.target.full(bufs, batch)

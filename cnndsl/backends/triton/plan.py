@@ -65,6 +65,8 @@ class LaunchReport:
                 + (f", {o.highways_fused} highway gates fused" if o.highways_fused else "")
                 + (f", {o.prologues} pre-activations moved into conv prologues" if o.prologues else "")
                 + (f", {o.gates_fused} SE gates multiplied in by the convs reading them" if o.gates_fused else "")
+                + (f", {o.shuffles_folded} channel shuffles written by their concat's producers" if o.shuffles_folded
+                   else "")
                 + (f", {o.post_norms} batch norms after an add fused" if o.post_norms else ""))
         by_op = ", ".join(f"{n} {k}" for k, n in sorted(self.kernel_ops.items()))
         lines = [head,

@@ -117,7 +117,8 @@ TABLE: dict[str, tuple[Rule, ...]] = {
     "layerscale": (Rule("triton", CHANNEL_FAMILY, "broadcast_binary"),),  # one the passes could not fold
     "prelu": (Rule("triton", CHANNEL_FAMILY, "broadcast_binary"),),
     "groupnorm": (Rule("triton", "group_norm"),),
-    "channel_shuffle": (Rule("triton", "channel_shuffle"),),
+    "channel_shuffle": (Rule("none", "none", "folded into its concat's writes (a channel step of G)", when=_eliminated),
+                        Rule("triton", "channel_shuffle")),
     "layernorm": (Rule("triton", "layer_norm_lastdim"),),
     "add": (Rule("triton", ELEMENTWISE, "add (elementwise)"),),  # one fuse_epilogue could not fuse (x + x, after mul)
     "zeropad": _lowered("zeropad", "an option-A shortcut not fused as a conv's zeropad residual"),
