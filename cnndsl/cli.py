@@ -19,7 +19,7 @@ from cnndsl.diagnostics import CompileError, UsageError
 from cnndsl.ir.graph import dumps
 from cnndsl.ir.summary import scaled
 from cnndsl.models import resolve
-from cnndsl.tools.options import add_common_options, compile_for
+from cnndsl.tools.options import add_common_options, compile_for, expand_files
 from cnndsl.tools.summary import depth_arg, render
 
 EPILOG = """examples:
@@ -129,23 +129,11 @@ def cmd_compile(args: argparse.Namespace) -> int:
     return 0
 
 
-def _expand(names: list[str]) -> list[str]:
-    """FILE arguments: a directory stands for the .cnn files below it (as for `fmt`)."""
-    files: list[str] = []
-    for name in names:
-        path = Path(name)
-        if path.is_dir():
-            files.extend(str(p) for p in sorted(path.rglob("*.cnn")))
-        else:
-            files.append(name)
-    return files
-
-
 def cmd_check(args: argparse.Namespace) -> int:
     errors = 0
     if args.quiet:
         args.no_warnings = True
-    for file in _expand(args.files):
+    for file in expand_files(args.files):
         try:
             library = load_library(resolve(file), args.path, parse_limits(args.limit))
             if not library.module.networks:  # a library of blocks: its syntax and its `use`s

@@ -109,9 +109,11 @@ def test_default_text_format_is_unchanged():
     assert lines[1].split() == ["layer", "op", "output", "params", "MACs"]
     assert set(lines[2]) == {"-", " "}
     assert "\x1b[" not in text  # no terminal colours unless asked for
-    assert lines[-4:] == [
+    assert lines[-5:] == [
         "inputs:  3x224x224",
         "outputs: 1000",
+        "memory:  527.79 MiB parameters + 109.87 MiB activations of one example = 637.66 MiB (fp32; every layer's "
+        "output, as a training step keeps them)",
         "params:  138,357,544 (138,357,544 trainable)",
         "MACs:    15,470,264,320 (15.47 G)",
     ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator
 
 import networkx as nx
 
@@ -37,6 +38,13 @@ def _size(n: int | float) -> str:
     return f"{n / GiB:,.1f} GiB" if n >= GiB / 10 else f"{n / 2**20:,.1f} MiB"
 
 
+def _layers(graph: nx.MultiDiGraph, per_param: int, per_value: int) -> Iterator[tuple[str, dict, int, int]]:
+    """(node, data, parameter bytes, activation bytes) of each layer, in node order."""
+    for node, data in graph.nodes(data=True):
+        stats = node_stats(graph, node)
+        yield node, data, (stats.params + stats.fixed_params) * per_param, math.prod(data["shape"]) * per_value
+
+
 def check_memory(graph: nx.MultiDiGraph, limit_mib: int, what: str, batch: int = 0, training: bool = False,
                  itemsize: int = 4) -> None:
     """Raise a `CompileError` at the first layer where `what` (e.g. "building the torch module")
@@ -47,12 +55,10 @@ def check_memory(graph: nx.MultiDiGraph, limit_mib: int, what: str, batch: int =
     per_param = itemsize * (TRAINING_COPIES if training else 1)
     per_value = itemsize * batch * (2 if training else 1)
     params = values = 0
-    for node, data in graph.nodes(data=True):
-        stats = node_stats(graph, node)
-        params += (stats.params + stats.fixed_params) * per_param
-        values += math.prod(data["shape"]) * per_value
+    for node, data, p, v in _layers(graph, per_param, per_value):
+        params, values = params + p, values + v
         if params + values > limit:
-            need = _total(graph, per_param, per_value)
+            need = sum(p + v for _, _, p, v in _layers(graph, per_param, per_value))
             parts = f"{_size(params)} of parameters" + (f" and {_size(values)} of activations (batch {batch})"
                                                           if batch else "")
             raise CompileError(
@@ -63,23 +69,14 @@ def check_memory(graph: nx.MultiDiGraph, limit_mib: int, what: str, batch: int =
             )
 
 
-def _total(graph: nx.MultiDiGraph, per_param: int, per_value: int) -> int:
-    total = 0
-    for node, data in graph.nodes(data=True):
-        stats = node_stats(graph, node)
-        total += (stats.params + stats.fixed_params) * per_param + math.prod(data["shape"]) * per_value
-    return total
-
-
 def large_weights(graph: nx.MultiDiGraph, itemsize: int = 4) -> list[Diagnostic]:
     """A warning where the weights pass `WARN_WEIGHTS_BYTES`: the program is valid, but building it
     will take that much memory."""
     total = 0
-    for node, data in graph.nodes(data=True):
-        stats = node_stats(graph, node)
-        total += (stats.params + stats.fixed_params) * itemsize
+    for node, data, p, _ in _layers(graph, itemsize, 0):
+        total += p
         if total > WARN_WEIGHTS_BYTES:
-            weights = _total(graph, itemsize, 0)
+            weights = sum(p for _, _, p, _ in _layers(graph, itemsize, 0))
             return [Diagnostic(f"the weights take {_size(weights)} in fp32 (more than {_size(WARN_WEIGHTS_BYTES)} by "
                                f"`{node}`) [large-weights]", data.get("span"), severity="warning",
                                code="large-weights",

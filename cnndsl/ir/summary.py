@@ -13,6 +13,7 @@ The renderers (text, md, json, csv, rich) are tools: `cnndsl.tools.summary.rende
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, replace
 
 import networkx as nx
@@ -59,6 +60,11 @@ class Summary:
     macs: int = 0
     inputs: list[list[int]] = field(default_factory=list)
     outputs: list[list[int]] = field(default_factory=list)
+    activations: int = 0  # values of one example: every layer's output, inputs included
+
+    def memory(self, itemsize: int = 4) -> tuple[int, int]:
+        """(parameter bytes, activation bytes of one example) in fp32 unless `itemsize` says otherwise."""
+        return self.params * itemsize, self.activations * itemsize
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -97,6 +103,7 @@ def summarize(graph: nx.MultiDiGraph) -> Summary:
         s.trainable_params += stats.params
         s.fixed_params += stats.fixed_params
         s.macs += stats.macs
+        s.activations += math.prod(data["shape"])
     s.params = s.trainable_params + s.fixed_params
     s.inputs = [list(graph.nodes[n]["shape"]) for n in graph.graph["inputs"]]
     s.outputs = [list(graph.nodes[n]["shape"]) for n in graph.graph["outputs"]]

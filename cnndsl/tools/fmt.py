@@ -57,7 +57,6 @@ import re
 import sys
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from lark import Lark, Tree
@@ -66,6 +65,7 @@ from lark.exceptions import UnexpectedInput
 from cnndsl.diagnostics import CompileError, Span
 from cnndsl.syntax.parser import grammar_text, parse
 from cnndsl.syntax.source import MAX_SOURCE_BYTES, read_source
+from cnndsl.tools.options import expand_files
 
 INDENT = 2
 TAB = 8  # columns of a tab when measuring where a trailing comment starts
@@ -408,17 +408,6 @@ def add_command(subparsers, common) -> None:
     p.set_defaults(run=run)
 
 
-def _expand(names: list[str]) -> list[str]:
-    files: list[str] = []
-    for name in names:
-        path = Path(name)
-        if name != "-" and path.is_dir():
-            files.extend(str(p) for p in sorted(path.rglob("*.cnn")))
-        else:
-            files.append(name)
-    return files
-
-
 def _diff(before: str, after: str, label: str) -> str:
     lines = difflib.unified_diff(before.splitlines(keepends=True), after.splitlines(keepends=True),
                                  label, f"{label} (formatted)")
@@ -427,7 +416,7 @@ def _diff(before: str, after: str, label: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     errors = changed = 0
-    for name in _expand(args.files):
+    for name in expand_files(args.files):
         stdin = name == "-"
         label = "<stdin>" if stdin else name
         try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from cnndsl.api import Network, compile_file, parse_limits
 from cnndsl.models import resolve
@@ -26,6 +27,19 @@ def add_common_options(p: argparse.ArgumentParser) -> None:
                         "memory (MiB) (e.g. --limit nodes=100000; docs/LANGUAGE.md lists them)")
     p.add_argument("--no-warnings", action="store_true",
                    help="do not print warnings (one line: `# cnndsl: ignore` or `# cnndsl: ignore[code]`)")
+
+
+def expand_files(names: list[str]) -> list[str]:
+    """FILE arguments: a directory stands for the .cnn files below it, sorted; "-" (standard input)
+    and everything else are kept as given."""
+    files: list[str] = []
+    for name in names:
+        path = Path(name)
+        if name != "-" and path.is_dir():
+            files.extend(str(p) for p in sorted(path.rglob("*.cnn")))
+        else:
+            files.append(name)
+    return files
 
 
 def compile_for(args: argparse.Namespace, file: str) -> Network:

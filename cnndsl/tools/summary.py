@@ -103,11 +103,18 @@ def _rich(s: Summary, columns, width: int | None) -> str:
         console.print(f"[bold]{key}:[/]{value}")
     return buf.getvalue().rstrip("\n")
 
+def _mib(n: int) -> str:
+    return f"{n / 2**20:,.2f} MiB"
+
+
 def _totals(s: Summary) -> list[str]:
     fixed = f" + {s.fixed_params:,} fixed" if s.fixed_params else ""
+    weights, values = s.memory()
     return [
         f"inputs:  {', '.join(fmt_shape(s) for s in s.inputs)}",
         f"outputs: {', '.join(fmt_shape(s) for s in s.outputs)}",
+        f"memory:  {_mib(weights)} parameters + {_mib(values)} activations of one example = {_mib(weights + values)} "
+        "(fp32; every layer's output, as a training step keeps them)",
         f"params:  {s.params:,} ({s.trainable_params:,} trainable{fixed})",
         f"MACs:    {s.macs:,} ({scaled(s.macs)})",
     ]
