@@ -19,7 +19,7 @@ from cnndsl.diagnostics import CompileError, UsageError
 from cnndsl.ir.graph import dumps
 from cnndsl.ir.summary import scaled
 from cnndsl.models import resolve
-from cnndsl.tools.options import add_common_options, compile_for, expand_files
+from cnndsl.tools.options import add_common_options, compile_for, expand_files, print_diagnostics
 from cnndsl.tools.summary import depth_arg, render
 
 EPILOG = """examples:
@@ -145,7 +145,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         except UsageError:
             raise
         except CompileError as err:
-            print(err.render(), file=sys.stderr)
+            print_diagnostics(err.render(), args)
             errors += len(err.diagnostics)
             continue
         if not args.quiet:
@@ -153,7 +153,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             warned = f", {w} warning{'s' if w != 1 else ''}" if w else ""
             print(f"{file}: ok ({len(s.rows)} layers, {s.params:,} params, {scaled(s.macs)} MACs{warned})")
     if errors:
-        print(f"{errors} error{'s' if errors != 1 else ''}", file=sys.stderr)
+        print_diagnostics(f"{errors} error{'s' if errors != 1 else ''}", args)
         return 1
     return 0
 
@@ -180,9 +180,8 @@ def main(argv: list[str] | None = None) -> int:
         run = getattr(args, "run", None) or COMMANDS[args.command]
         return run(args)
     except CompileError as err:
-        print(err.render(), file=sys.stderr)
         n = len(err.diagnostics)
-        print(f"{n} error{'s' if n != 1 else ''}", file=sys.stderr)
+        print_diagnostics(err.render() + f"\n{n} error{'s' if n != 1 else ''}", args)
         return 2 if isinstance(err, UsageError) else 1
     except BrokenPipeError:
         return 0

@@ -202,3 +202,18 @@ def test_emit_plan_selects_the_triton_planner_and_a_saved_module_says_how_to_loa
     assert out.startswith("lenet5: 3 convolutions → 5 kernels") and "euclidean_rbf" in out
     assert main(["compile", str(ZOO / "lenet5.cnn"), "--emit", "torch", "-o", str(tmp_path / "m.pt")]) == 0
     assert f"load it with torch.load({str(tmp_path / 'm.pt')!r}, weights_only=False)" in capsys.readouterr().out
+
+
+def test_diagnostics_in_colour_when_asked_and_plain_in_a_pipe(capsys):
+    import re
+
+    bad = str(ROOT / "tests" / "diagnostics" / "parameter_declared_twice.cnn")
+    assert main(["check", bad]) == 1  # captured: not a terminal, so plain
+    plain = capsys.readouterr().err
+    assert "\x1b[" not in plain and plain == (ROOT / "tests" / "diagnostics" / "parameter_declared_twice.expected") \
+        .read_text().replace("tests/diagnostics/", str(ROOT / "tests" / "diagnostics") + "/")
+    assert main(["check", bad, "--color", "always"]) == 1
+    coloured = capsys.readouterr().err
+    assert "\x1b[1;31merror\x1b[0m" in coloured and re.sub(r"\x1b\[[0-9;]*m", "", coloured) == plain
+    assert main(["check", bad, "--color", "never"]) == 1
+    assert capsys.readouterr().err == plain

@@ -111,7 +111,7 @@ def test_entry_files_must_be_regular_and_bounded(tmp_path, capsys):
     for path, message in [("/dev/zero", "a cnndsl source is a .cnn file"), (str(tmp_path / "f.cnn"), "not a regular file"),
                           (str(tmp_path), "a directory"), ("/etc/passwd", "a cnndsl source is a .cnn file"),
                           (str(tmp_path / "pw.cnn"), "it is a link to /etc/passwd")]:
-        assert main(["check", path]) == 1
+        assert main(["summary", path]) == 1  # one FILE (`check DIR` checks the .cnn files below DIR)
         err = capsys.readouterr().err
         assert message in err and "root:" not in err
     big = tmp_path / "big.cnn"
