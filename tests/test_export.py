@@ -205,3 +205,25 @@ def test_help(run, capsys):
 def test_default_opset_is_supported():
     opset = export.default_opset()
     assert 17 <= opset <= onnx.defs.onnx_opset_version()
+
+
+def test_the_command_exports_given_weights_with_a_dynamic_batch_by_default(run, tmp_path):
+    """--weights: a state_dict of this network (as `weights -o` or `train` write it) is what the
+    ONNX file computes; ONNX is dynamic in the batch unless --no-dynamic-batch."""
+    torch.manual_seed(7)
+    trained = cnndsl.compile_file(ZOO / "lenet5.cnn").to_torch().eval()
+    torch.save({"model": trained.state_dict(), "step": 3}, tmp_path / "ckpt.pt")  # a train checkpoint's layout
+    path = tmp_path / "lenet.onnx"
+    status, out, err = run("export", ZOO / "lenet5.cnn", "--weights", tmp_path / "ckpt.pt", "--onnx", path)
+    assert status == 0, err
+    assert "60,000 parameters from" in out and "batch dynamic" in out
+    for batch in (1, 5):  # neither is the example batch (2)
+        x = torch.randn(batch, 1, 32, 32)
+        with torch.no_grad():
+            assert max_abs_diff(trained(x), onnxruntime_outputs(path, x)) < 1e-4
+    status, out, err = run("export", ZOO / "lenet5.cnn", "--onnx", path, "--no-dynamic-batch", "--batch", "3")
+    assert status == 0, err
+    assert onnx.load(str(path)).graph.input[0].type.tensor_type.shape.dim[0].dim_value == 3
+    torch.save(cnndsl.compile_file(ZOO / "resnet18.cnn").to_torch().state_dict(), tmp_path / "other.pt")
+    status, out, err = run("export", ZOO / "lenet5.cnn", "--weights", tmp_path / "other.pt", "--onnx", path)
+    assert status == 1 and "is not a state_dict of this network" in err and "Traceback" not in err

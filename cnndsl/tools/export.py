@@ -290,8 +290,12 @@ def add_command(subparsers: argparse._SubParsersAction, common) -> None:  # noqa
     p.add_argument("--opset", type=_opset, metavar="N", default=None,
                    help=f"ONNX opset version, {MIN_OPSET} or later (default: torch's exporter default, 20 with "
                         "torch 2.14)")
-    p.add_argument("--dynamic-batch", action="store_true",
-                   help="make the batch dimension dynamic (ONNX, exported program; checked at two batch sizes)")
+    p.add_argument("--dynamic-batch", action=argparse.BooleanOptionalAction, default=None,
+                   help="make the batch dimension dynamic, checked at two batch sizes (default: on for ONNX, "
+                        "off for the exported program; --no-dynamic-batch fixes ONNX at --batch)")
+    p.add_argument("--weights", metavar="PATH",
+                   help="export these weights: a state_dict saved by `cnndsl weights -o`, or `cnndsl train`'s "
+                        "checkpoint (default: freshly initialised)")
     p.add_argument("--batch", type=_positive, metavar="N", default=2,
                    help="batch size of the example input (default: 2)")
     p.add_argument("--tolerance", type=float, metavar="T", default=TOLERANCE,
@@ -300,8 +304,27 @@ def add_command(subparsers: argparse._SubParsersAction, common) -> None:  # noqa
     p.set_defaults(run=run)
 
 
+def _load_weights(module: torch.nn.Module, path: str) -> None:
+    """Load a state_dict of this very network (by its names) into `module`, or raise ExportError."""
+    from cnndsl.tools.weights_cli import WeightsError, load_state_dict
+
+    try:
+        state = load_state_dict(path)
+    except WeightsError as err:
+        raise ExportError(str(err)) from None
+    missing, unexpected = [k for k in module.state_dict() if k not in state], [k for k in state if k not in module.state_dict()]
+    if missing or unexpected:
+        raise ExportError(f"{path} is not a state_dict of this network: {len(missing)} tensors missing "
+                          f"(e.g. {missing[:2]}), {len(unexpected)} unexpected (e.g. {unexpected[:2]}); map another "
+                          "model's weights with `cnndsl weights FILE --from … -o w.pt` first")
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as err:
+        raise ExportError(f"{path}: {_first_line(err)}") from None
+
+
 def _opset(text: str) -> int:
-    """An opset the dynamo exporter writes ({MIN_OPSET} on) and the installed onnx knows."""
+    """An opset the dynamo exporter writes (MIN_OPSET on) and the installed onnx knows."""
     import onnx
 
     value, newest = _positive(text), onnx.defs.onnx_opset_version()
@@ -340,31 +363,43 @@ def run(args: argparse.Namespace) -> int:
     net = compile_for(args, args.file)
     net.check_memory("exporting with an example batch", batch=args.batch)
     module = net.to_torch().eval()
+    if args.weights:
+        try:
+            _load_weights(module, args.weights)
+        except ExportError as err:
+            print(f"cnndsl export: error: {err}", file=sys.stderr)
+            return 1
+    onnx_dynamic = args.dynamic_batch if args.dynamic_batch is not None else True
+    dynamic = bool(args.dynamic_batch)  # torchscript and the exported program: only when asked
     params = sum(p.numel() for p in module.parameters())
     shapes = ", ".join("x".join(map(str, (args.batch, *s))) for s in module.input_shapes)
-    print(f"{net.name}: {params:,} parameters, input {shapes}"
-          + (", batch dynamic" if args.dynamic_batch else "")
+    print(f"{net.name}: {params:,} parameters" + (f" from {args.weights}" if args.weights else "") + f", input {shapes}"
+          + (", batch dynamic" if dynamic or (args.onnx and onnx_dynamic) else "")
           + f", {len(net.graph.graph['outputs'])} output(s)")
     try:
-        program = None
-        if args.onnx or args.exported_program:
-            try:
-                program = export_program(module, args.batch, args.dynamic_batch)
-            except Exception as err:  # noqa: BLE001
-                raise ExportError(f"torch.export failed: {_first_line(err)}") from err
+        programs: dict[bool, Any] = {}
+
+        def program_for(dyn: bool) -> Any:
+            if dyn not in programs:
+                try:
+                    programs[dyn] = export_program(module, args.batch, dyn)
+                except Exception as err:  # noqa: BLE001
+                    raise ExportError(f"torch.export failed: {_first_line(err)}") from err
+            return programs[dyn]
+
         if args.onnx:
             opset = args.opset or default_opset()
-            check = export_onnx(module, args.onnx, args.batch, args.dynamic_batch, opset,
+            check = export_onnx(module, args.onnx, args.batch, onnx_dynamic, opset,
                                 input_names=list(net.graph.graph["inputs"]),
-                                output_names=list(net.graph.graph["outputs"]), program=program,
+                                output_names=list(net.graph.graph["outputs"]), program=program_for(onnx_dynamic),
                                 tolerance=args.tolerance)
             print(check.render())
         if args.torchscript:
-            print(export_torchscript(module, args.torchscript, args.batch, args.dynamic_batch,
+            print(export_torchscript(module, args.torchscript, args.batch, dynamic,
                                      tolerance=args.tolerance).render())
         if args.exported_program:
-            print(save_exported_program(module, args.exported_program, args.batch, args.dynamic_batch,
-                                        program=program, tolerance=args.tolerance).render())
+            print(save_exported_program(module, args.exported_program, args.batch, dynamic,
+                                        program=program_for(dynamic), tolerance=args.tolerance).render())
     except ExportError as err:
         print(f"cnndsl export: error: {err}", file=sys.stderr)
         return 1
