@@ -17,7 +17,7 @@ from cnndsl.api import load_library, parse_limits
 from cnndsl.backends.triton.plan import plan_launch
 from cnndsl.diagnostics import CompileError, UsageError
 from cnndsl.ir.graph import dumps
-from cnndsl.ir.summary import scaled
+from cnndsl.ir.summary import Summary, scaled
 from cnndsl.models import resolve
 from cnndsl.tools.options import add_common_options, compile_for, expand_files, print_diagnostics
 from cnndsl.tools.summary import depth_arg, render
@@ -70,8 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file", metavar="FILE")
     p.add_argument("--format", choices=["text", "json", "md", "csv"], default="text",
                    help="output format (default: text; drawn with rich when standard output is a terminal)")
-    p.add_argument("--depth", type=depth_arg, metavar="N",
-                   help="one row per block: names cut to their first N components (layer3.1.conv2 → layer3.1 at 2)")
+    p.add_argument("--depth", type=depth_arg, metavar="N|all|auto", default="auto",
+                   help="one row per block: names cut to their first N components (layer3.1.conv2 → layer3.1 at 2); "
+                        "all: every layer; auto (default): every layer up to 80 rows, else the deepest block level "
+                        "that fits (text and md; json and csv keep every layer)")
     p.add_argument("--connections", action=argparse.BooleanOptionalAction, default=None,
                    help="show LeCun's connection counts (default: when a layer has connections but no MACs, as LeNet's)")
     add_common_options(p)
@@ -113,7 +115,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
             _write(str(plan.report), args.output)
         return 0
     if args.emit == "summary":
-        _write(render(net.summary(), "text"), args.output)
+        s = net.summary()
+        _write(render(s, "text", depth=s.auto_depth()), args.output)
     elif args.emit == "ir":
         _write(dumps(net.graph), args.output)
     else:
@@ -160,9 +163,17 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_summary(args: argparse.Namespace) -> int:
     s = compile_for(args, args.file).summary()
-    print(render(s, args.format, depth=args.depth, connections=args.connections,
+    print(render(s, args.format, depth=_depth(s, args.depth, args.format), connections=args.connections,
                  tty=args.format == "text" and sys.stdout.isatty()))
     return 0
+
+
+def _depth(s: Summary, depth: int | str, fmt: str = "text") -> int | None:
+    """--depth: a number, `all`, or `auto` (the default: blocks once a table would pass 80 rows,
+    for the formats people read; json and csv keep every layer)."""
+    if depth == "auto":
+        return s.auto_depth() if fmt in ("text", "md") else None
+    return None if depth == "all" else int(depth)
 
 
 COMMANDS = {"compile": cmd_compile, "check": cmd_check, "summary": cmd_summary}

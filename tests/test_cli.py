@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -27,7 +28,14 @@ def test_compile_prints_the_summary(capsys):
     out = capsys.readouterr().out
     assert "params:  60,192,808" in out
     assert "(11.51 G)" in out
-    assert "layer3.35.conv3" in out
+    # 515 layers: one row per block by default (issue 16), every layer with --depth all
+    assert re.search(r"^layer3\.35 +block +10 +1024x14x14", out, re.M) and "layer3.35.conv3" not in out
+    assert len(out.splitlines()) < 90
+    assert main(["summary", str(ZOO / "resnet152.cnn"), "--depth", "all"]) == 0
+    out = capsys.readouterr().out
+    assert "layer3.35.conv3" in out and len(out.splitlines()) > 515
+    assert main(["summary", str(ZOO / "resnet18.cnn")]) == 0  # 69 layers: every one
+    assert "layer4.1.conv2" in capsys.readouterr().out
 
 
 def test_summary_json(capsys):

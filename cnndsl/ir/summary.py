@@ -86,6 +86,15 @@ class Summary:
                             sum(r.connections for r in members), None, sum(r.layers for r in members)))
         return replace(self, rows=rows)
 
+    def auto_depth(self, max_rows: int = 80) -> int | None:
+        """The depth a reader wants by default: every layer when there are at most `max_rows`,
+        else the deepest block level that fits (ResNet-152: layer3.17, not its 515 layers)."""
+        if len(self.rows) <= max_rows:
+            return None
+        deepest = max(len(r.name.split(".")) for r in self.rows)
+        fitting = [d for d in range(1, deepest) if len(self.collapse(d).rows) <= max_rows]
+        return max(fitting) if fitting else 1
+
     def shows_connections(self, connections: bool | None = None) -> bool:
         """Whether the connections column is shown: as asked, or when a layer has connections but no MACs."""
         if connections is not None:

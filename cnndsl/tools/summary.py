@@ -18,8 +18,10 @@ from cnndsl.ir.summary import Summary, scaled
 FORMATS = ("text", "md", "json", "csv")
 
 
-def depth_arg(text: str) -> int:
-    """argparse type of `--depth N`: a whole number, 1 or more."""
+def depth_arg(text: str) -> int | str:
+    """argparse type of `--depth N|all|auto`: a whole number, 1 or more, or a word."""
+    if text in ("all", "auto"):
+        return text
     try:
         n = int(text)
     except ValueError:
