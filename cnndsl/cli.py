@@ -12,8 +12,9 @@ import importlib
 import sys
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
-from cnndsl.api import load_library, parse_limits
+from cnndsl.api import Network, load_library, parse_limits
 from cnndsl.backends.triton.plan import plan_launch
 from cnndsl.diagnostics import CompileError, UsageError
 from cnndsl.ir.graph import dumps
@@ -128,8 +129,41 @@ def cmd_compile(args: argparse.Namespace) -> int:
             print(f"saved {net.name} ({sum(p.numel() for p in module.parameters()):,} parameters) to {args.output}; "
                   f"load it with torch.load({args.output!r}, weights_only=False) where cnndsl is installed")
         else:
-            print(module.code)
+            print(_torch_script(net, module, args))
     return 0
+
+
+def _torch_script(net: Network, module: Any, args: argparse.Namespace) -> str:
+    """`compile --emit torch`: an importable file whose build() makes the module, with the code its
+    forward() runs (torch.fx's, which calls cnndsl's helpers) for reading."""
+    path = str(Path(resolve(args.file)).resolve())
+    params = sum(p.numel() for p in module.parameters())
+    options = [f"set={args.overrides!r}"] if args.overrides else []
+    options += [f"input={args.input!r}"] if args.input else []
+    options += [f"search={[str(Path(p).resolve()) for p in args.path]!r}"] if args.path else []
+    call = ", ".join([repr(path), *options])
+    return "\n".join([
+        f'"""{net.name} as cnndsl lowers it to torch, from {path}: {params:,} parameters.',
+        "",
+        "Import this file and call build() for the module (fresh weights: load a state_dict into it);",
+        "FORWARD is the code its forward() runs (torch.fx, calling cnndsl's helpers), for reading.",
+        '"""',
+        "",
+        "import torch",
+        "",
+        "import cnndsl",
+        "",
+        "",
+        "def build() -> torch.nn.Module:",
+        '    """The torch.fx GraphModule, compiled from the .cnn file as `cnndsl compile` compiled it."""',
+        f"    return cnndsl.compile_file({call}).to_torch()",
+        "",
+        "",
+        'FORWARD = """\\',
+        module.code.strip("\n").replace("\\", "\\\\").replace('"""', '\\"\\"\\"'),
+        '"""',
+    ])
+
 
 
 def cmd_check(args: argparse.Namespace) -> int:

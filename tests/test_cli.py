@@ -65,10 +65,20 @@ def test_emit_ir_round_trips(tmp_path, capsys):
 
 
 def test_emit_torch_code_and_module(tmp_path, capsys):
+    import importlib.util
+
     import torch
 
-    assert main(["compile", str(ZOO / "resnet18.cnn"), "--emit", "torch"]) == 0
-    assert "def forward(self, input):" in capsys.readouterr().out
+    assert main(["compile", str(ZOO / "resnet18.cnn"), "--emit", "torch", "--set", "classes=10", "--input", "3x32x32"]) == 0
+    code = capsys.readouterr().out
+    assert code.startswith('"""resnet18 as cnndsl lowers it to torch') and "def forward(self, input):" in code
+    (tmp_path / "resnet18_module.py").write_text(code)  # importable: build() makes the module
+    spec = importlib.util.spec_from_file_location("resnet18_module", tmp_path / "resnet18_module.py")
+    generated = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generated)
+    built = generated.build()
+    assert built(torch.randn(2, 3, 32, 32)).shape == (2, 10) and sum(p.numel() for p in built.parameters()) == 11_181_642
+    assert generated.FORWARD.strip() == built.code.strip()
     target = tmp_path / "m.pt"
     assert main(["compile", str(ZOO / "resnet18.cnn"), "--emit", "torch", "-o", str(target), "--input", "3x64x64"]) == 0
     module = torch.load(target, weights_only=False)
