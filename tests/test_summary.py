@@ -210,3 +210,10 @@ def test_counts_are_shown_in_the_unit_that_fits_them():
 
     assert [scaled(n) for n in (0, 42, 325_680, 4_455_531_264, 1_500_000)] == ["0", "42", "325.68 K", "4.46 G",
                                                                                "1.50 M"]
+
+
+def test_lenet_totals_count_its_connections():
+    """LeCun counts connections (340,908 for LeNet-5, the paper's figure); the totals do too when the
+    column is shown, and leave it out otherwise."""
+    assert render(summary("lenet5")).splitlines()[-1] == "connections: 340,908 (340.91 K)"
+    assert "connections" not in render(summary("vgg16"))

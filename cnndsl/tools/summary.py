@@ -81,7 +81,7 @@ def _text(s: Summary, columns) -> str:
     out = [f"network {s.name}", line([h for h, _, _ in columns]), rule]
     out += [line(cells) for cells in zip(*(cells for _, _, cells in columns))]
     out.append(rule)
-    out += _totals(s)
+    out += _totals(s, columns)
     return "\n".join(out)
 
 def _rich(s: Summary, columns, width: int | None) -> str:
@@ -100,7 +100,7 @@ def _rich(s: Summary, columns, width: int | None) -> str:
     buf = io.StringIO()
     console = Console(file=buf, force_terminal=True, width=width, highlight=False)
     console.print(table)
-    for t in _totals(s):
+    for t in _totals(s, columns):
         key, _, value = t.partition(":")
         console.print(f"[bold]{key}:[/]{value}")
     return buf.getvalue().rstrip("\n")
@@ -109,9 +109,10 @@ def _mib(n: int) -> str:
     return f"{n / 2**20:,.2f} MiB"
 
 
-def _totals(s: Summary) -> list[str]:
+def _totals(s: Summary, columns: list[tuple[str, bool, list[str]]]) -> list[str]:
     fixed = f" + {s.fixed_params:,} fixed" if s.fixed_params else ""
     weights, values = s.memory()
+    links = sum(r.connections for r in s.rows)
     return [
         f"inputs:  {', '.join(fmt_shape(s) for s in s.inputs)}",
         f"outputs: {', '.join(fmt_shape(s) for s in s.outputs)}",
@@ -119,7 +120,7 @@ def _totals(s: Summary) -> list[str]:
         "(fp32; every layer's output, as a training step keeps them)",
         f"params:  {s.params:,} ({s.trainable_params:,} trainable{fixed})",
         f"MACs:    {s.macs:,} ({scaled(s.macs)})",
-    ]
+    ] + ([f"connections: {links:,} ({scaled(links)})"] if "connections" in [h for h, _, _ in columns] else [])
 
 def _markdown(s: Summary, columns) -> str:
     header = "| " + " | ".join(h for h, _, _ in columns) + " |"
@@ -127,7 +128,7 @@ def _markdown(s: Summary, columns) -> str:
     out = [f"### {s.name}", "", header, align]
     for cells in zip(*(cells for _, _, cells in columns)):
         out.append("| `" + cells[0] + "` | " + " | ".join(cells[1:]) + " |")
-    out += [""] + [f"- {t}" for t in _totals(s)]
+    out += [""] + [f"- {t}" for t in _totals(s, columns)]
     return "\n".join(out)
 
 def _csv(s: Summary) -> str:
