@@ -27,7 +27,8 @@ EPILOG = """examples:
   cnndsl compile zoo/resnet152.cnn                 check and print the summary
   cnndsl compile zoo/resnet50.cnn --emit ir -o resnet50.json
   cnndsl compile zoo/vgg16.cnn --emit torch -o vgg16.pt
-  cnndsl check zoo/*.cnn                           check many files, report every error
+  cnndsl check zoo                                 check every .cnn file below a directory
+  cnndsl summary resnet50                          a packaged zoo network by name (cnndsl zoo lists them)
   cnndsl summary zoo/resnet18.cnn --set classes=10 --input 3x32x32 --format md
   cnndsl summary zoo/googlenet.cnn --depth 1       one row per block (inception3a, …)
   cnndsl graph zoo/resnet50.cnn -o resnet50.svg    draw it (.svg .png .pdf .dot .html)
