@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import networkx as nx
 
-from cnndsl.diagnostics import CompileError, Diagnostic, UsageError, is_silenced
+from cnndsl.diagnostics import CompileError, Diagnostic, UsageError, is_silenced, missing_dependency
 from cnndsl.elaborate.context import Limits
 from cnndsl.elaborate.expand import elaborate
 from cnndsl.elaborate.loader import Program, load_program
@@ -47,7 +47,10 @@ class Network:
 
     def to_torch(self) -> torch.nn.Module:
         """A trainable `torch.fx.GraphModule` whose submodules carry the `.cnn` names."""
-        from cnndsl.backends.torch.lower import to_torch  # imports torch, which `import cnndsl` must not
+        try:
+            from cnndsl.backends.torch.lower import to_torch  # imports torch, which `import cnndsl` must not
+        except ImportError as err:
+            raise missing_dependency(err, "the torch backend") or err from None
 
         self.check_memory("building the torch module")
         return to_torch(self.graph)
@@ -58,8 +61,11 @@ class Network:
         weights: a `to_torch()` module's `state_dict()` (a fresh module's when None); dtype:
         torch.float16 when None; device "cpu" works under Triton's interpreter (TRITON_INTERPRET=1)."""
         # imported here, as in to_torch: both backends import torch, which `import cnndsl` must not
-        from cnndsl.backends.torch.lower import to_torch
-        from cnndsl.backends.triton.launcher import to_triton
+        try:
+            from cnndsl.backends.torch.lower import to_torch
+            from cnndsl.backends.triton.launcher import to_triton
+        except ImportError as err:
+            raise missing_dependency(err, "the Triton backend") or err from None
 
         self.check_memory("building the Triton network", batch=1)
         if weights is None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from cnndsl.api import Network, load_library, parse_limits
 from cnndsl.backends.triton.plan import plan_launch
-from cnndsl.diagnostics import CompileError, UsageError
+from cnndsl.diagnostics import CompileError, UsageError, missing_dependency
 from cnndsl.ir.graph import dumps
 from cnndsl.ir.summary import Summary, scaled
 from cnndsl.models import resolve
@@ -229,6 +229,12 @@ def main(argv: list[str] | None = None) -> int:
         n = len(err.diagnostics)
         print_diagnostics(err.render() + f"\n{n} error{'s' if n != 1 else ''}", args)
         return 2 if isinstance(err, UsageError) else 1
+    except ImportError as err:  # an optional dependency (torch, onnx, graphviz …) that is not installed
+        missing = missing_dependency(err, f"cnndsl {args.command}")
+        if missing is None:
+            raise
+        print_diagnostics(missing.render() + "\n1 error", args)
+        return 1
     except BrokenPipeError:
         return 0
     except OSError as err:

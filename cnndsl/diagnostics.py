@@ -135,6 +135,20 @@ class CompileError(Exception):
         return f"{d.span}: {d.message}" if d.span else d.message
 
 
+# which extra of `pip install 'cnndsl[…]'` brings each optional import (pyproject.toml)
+EXTRAS = {"torch": "torch", "triton": "triton", "torchvision": "weights", "timm": "weights", "onnx": "onnx",
+          "onnxruntime": "onnx", "onnxscript": "onnx", "sklearn": "train", "tqdm": "train"}
+
+
+def missing_dependency(err: ImportError, what: str) -> CompileError | None:
+    """The error to show for an optional dependency that is not installed (None: not one of ours)."""
+    top = (err.name or "").split(".")[0]
+    if top not in EXTRAS:
+        return None
+    return CompileError(f"{what} needs {top}, which is not installed",
+                        hint=f"pip install 'cnndsl[{EXTRAS[top]}]' (or 'cnndsl[all]')")
+
+
 class UsageError(CompileError):
     """A malformed command-line option value (`--set`, `--input`, `--limit`): bad usage, exit
     status 2, where a mistake in the program itself is exit status 1."""

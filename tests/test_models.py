@@ -95,3 +95,18 @@ def test_compile_file_and_compile_source_name_the_search_path_alike(tmp_path):
     (tmp_path / "blocks.cnn").write_text("block twice() {\n  relu -> relu\n}\n")
     net = cnndsl.compile_source('use "blocks.cnn"\nnetwork n {\n  input 3x8x8\n  twice()\n}\n', search=[str(tmp_path)])
     assert net.graph.number_of_nodes() == 3
+
+
+def test_the_python_api_names_the_extra_it_lacks():
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "import cnndsl\n"
+            "net = cnndsl.compile_file('zoo/lenet5.cnn')\n"
+            "print(net.summary().params)\n"
+            "try:\n    net.to_torch()\nexcept cnndsl.CompileError as err:\n    print(err.render())\n")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ZOO.parent, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[0] == "60840"
+    assert "the torch backend needs torch, which is not installed" in out.stdout and "cnndsl[torch]" in out.stdout

@@ -99,3 +99,31 @@ def test_the_license_and_the_constraints_stand_on_their_own():
     assert license_name == "MIT" and (ROOT / "LICENSE").read_text().startswith("MIT License\n")
     for name in ("constraints.txt", "pyproject.toml", "README.md"):
         assert "../" not in (ROOT / name).read_text(), name
+
+
+def test_the_core_needs_no_torch_and_names_the_extra_it_lacks(installed, tmp_path):
+    """pyproject: torch only in extras. The installed wheel with torch & co. made unimportable
+    (a sitecustomize that blocks them, as if not installed): check, summary and .dot drawing work;
+    a command that needs torch says which extra to install."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert not [d for d in project["dependencies"] if d.split(">")[0].split(";")[0].strip() in ("torch", "triton")]
+    extras = project["optional-dependencies"]
+    assert set(extras) >= {"torch", "triton", "weights", "onnx", "train", "all", "test"}
+    python, _ = installed
+    cli = python.parent / "cnndsl"
+    block = tmp_path / "block"
+    block.mkdir()
+    (block / "sitecustomize.py").write_text("import sys\nfor m in ('torch', 'triton', 'torchvision', 'timm', 'onnx'):\n"
+                                            "    sys.modules[m] = None\n")
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "PYTHONPATH": str(block)}
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(cli), *args], cwd=tmp_path, capture_output=True, text=True, timeout=300, env=env)
+
+    assert "60,192,808 params" in run("check", "resnet152").stdout
+    assert "params:  25,557,032" in run("summary", "resnet50").stdout
+    assert run("graph", "lenet5", "-o", str(tmp_path / "l.dot")).returncode == 0 and (tmp_path / "l.dot").is_file()
+    needs = run("compile", "resnet50", "--emit", "torch")
+    assert needs.returncode == 1 and "pip install 'cnndsl[torch]'" in needs.stderr and "Traceback" not in needs.stderr

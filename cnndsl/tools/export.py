@@ -354,7 +354,7 @@ def run(args: argparse.Namespace) -> int:
             import onnxscript  # noqa: F401
         except ImportError as err:
             print(f"cnndsl export: error: --onnx needs onnx, onnxruntime and onnxscript ({err}); "
-                  "pip install onnx onnxruntime onnxscript", file=sys.stderr)
+                  "pip install 'cnndsl[onnx]'", file=sys.stderr)
             return 1
     for path in (args.onnx, args.torchscript, args.exported_program):
         if path and not Path(path).resolve().parent.is_dir():
