@@ -58,23 +58,24 @@ def _shown(path: Path) -> str:
     return relative if not relative.startswith("..") else str(path.resolve())
 
 
-def _resolve(use: ast.Use, importer: str, path: list[Path], roots: list[Path]) -> Path:
+def _resolve(use: ast.Use, importer: str, reading: _Reading) -> Path:
+    """The resolved path of a `use` (symlinks followed), inside `reading.roots`, or a CompileError."""
     if len(use.path) > MAX_PATH_CHARS:
         raise CompileError(f"`use`: the path has {len(use.path):,} characters, more than {MAX_PATH_CHARS:,}", use.span)
     if not use.path.endswith(".cnn"):
         raise CompileError(f'`use` imports .cnn libraries only, not "{use.path}"', use.span)
     base = Path(importer).parent if importer and not importer.startswith("<") else Path.cwd()
     refused = None
-    for root in [base, *path, packaged_zoo()]:
+    for root in [base, *reading.dirs, packaged_zoo()]:
         try:
             candidate = (root / use.path).resolve()
-            if not any(candidate.is_relative_to(r) for r in roots):
+            if not any(candidate.is_relative_to(r) for r in reading.roots):
                 refused = refused or candidate
             elif candidate.exists():
                 return candidate
         except (OSError, RuntimeError, ValueError):  # a symlink loop, a NUL byte, a name too long
             continue
-    allowed = ", ".join(_shown(r) for r in [base, *path, packaged_zoo()])
+    allowed = ", ".join(_shown(r) for r in [base, *reading.dirs, packaged_zoo()])
     if refused is not None:
         raise CompileError(f'`use "{use.path}"` leads outside the directories a program may read', use.span,
                            hint=f"a library must lie under {allowed} (symlinks followed); add its directory "
@@ -124,8 +125,8 @@ def _add_blocks(program: Program, module: ast.Module) -> None:
 
 def _load_uses(program: Program, module: ast.Module, reading: _Reading, chain: list[str], seen: set[str]) -> None:
     for use in module.uses:
-        target = _resolve(use, module.file, reading.dirs, reading.roots)
-        key = str(target.resolve())
+        target = _resolve(use, module.file, reading)
+        key = str(target)
         if key in chain:
             cycle = " -> ".join(Path(c).name for c in chain[chain.index(key):] + [key])
             raise CompileError(f"`use` cycle: {cycle}", use.span)
