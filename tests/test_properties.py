@@ -108,7 +108,7 @@ def test_generator_covers_the_language():
     """
     missing = set(COVERAGE_WORDS) - SEEN_WORDS
 
-    @settings(max_examples=300, deadline=None, database=None, derandomize=True,
+    @settings(max_examples=1000, deadline=None, database=None, derandomize=True,
               suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
     @given(networks())
     def collect(case):
